@@ -1,0 +1,6 @@
+//! The htsprep control plane. Architecture invariant: only this crate talks to ECS; it reaches
+//! storage only through the `htsprep-shared` seams.
+
+pub mod cli;
+pub mod config;
+pub mod stores;

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what htsprep needs on a fresh Debian/Ubuntu machine, skipping what is already there:
+# the genomics tools its pipelines run (samtools, tabix/bgzip, bcftools, gffread), protoc for
+# the gRPC code generation, and bigbedtobed (crate bigtools) for bigBed sources.
+set -euo pipefail
+
+need_apt=()
+for pair in samtools:samtools tabix:tabix bgzip:tabix bcftools:bcftools gffread:gffread protoc:protobuf-compiler; do
+  cmd=${pair%%:*} pkg=${pair#*:}
+  command -v "$cmd" >/dev/null 2>&1 || need_apt+=("$pkg")
+done
+if [ ${#need_apt[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "setup: installing ${need_apt[*]} (apt)" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if ! command -v bigbedtobed >/dev/null 2>&1; then
+  echo "setup: installing bigbedtobed (cargo install bigtools, about 90 s)" >&2
+  cargo install bigtools --locked --no-default-features --features cli --quiet
+fi

@@ -1,0 +1,286 @@
+//! The artifact store conformance suite, run by every backend through
+//! [`artifact_store_conformance!`](crate::artifact_store_conformance).
+
+use std::sync::Arc;
+
+use super::{ArtifactError, ArtifactKey, ArtifactStore, GetRange, KeyError, RangeError};
+
+/// Generates one `#[tokio::test]` per conformance case. `$make` is an async fn returning
+/// `(Arc<dyn ArtifactStore>, guard)` for a fresh, empty store.
+#[macro_export]
+macro_rules! artifact_store_conformance {
+    ($make:path) => {
+        $crate::artifact_store_conformance!(@cases $make;
+            round_trip,
+            every_range_form,
+            ranges_past_the_end_are_not_satisfiable,
+            empty_objects,
+            large_objects_stream_exactly,
+            concurrent_puts_of_one_key_leave_one_whole_object,
+            overwrite_replaces_atomically,
+            missing_keys_are_not_found,
+            traversal_keys_are_refused,
+            delete_is_idempotent,
+        );
+    };
+    (@cases $make:path; $($case:ident),+ $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $case() {
+                let (store, _guard) = $make().await;
+                $crate::artifacts::conformance::$case(store).await;
+            }
+        )+
+    };
+}
+
+fn key(s: &str) -> ArtifactKey {
+    ArtifactKey::parse(s).unwrap()
+}
+
+/// Deterministic, non-repeating test bytes.
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| {
+            (i as u32)
+                .wrapping_mul(2_654_435_761)
+                .rotate_left(seed as u32 % 31) as u8
+                ^ seed
+        })
+        .collect()
+}
+
+async fn put_bytes(store: &dyn ArtifactStore, k: &ArtifactKey, bytes: &[u8]) {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    std::fs::write(&src, bytes).unwrap();
+    let meta = store.put_file(k, &src).await.unwrap();
+    assert_eq!(meta.size, bytes.len() as u64);
+}
+
+async fn read(store: &dyn ArtifactStore, k: &ArtifactKey, r: Option<GetRange>) -> Vec<u8> {
+    store.get(k, r).await.unwrap().bytes().await.unwrap()
+}
+
+pub async fn round_trip(store: Arc<dyn ArtifactStore>) {
+    let k = key("dcc/id/data/tabix-bed/0123-v1");
+    let body = pattern(10_000, 1);
+    assert!(!store.exists(&k).await.unwrap());
+    put_bytes(store.as_ref(), &k, &body).await;
+    assert!(store.exists(&k).await.unwrap());
+    let head = store.head(&k).await.unwrap();
+    assert_eq!(head.size, 10_000);
+    assert!(!head.etag.is_empty());
+    let got = store.get(&k, None).await.unwrap();
+    assert_eq!(got.range, 0..10_000);
+    assert_eq!(got.meta, head);
+    assert_eq!(got.bytes().await.unwrap(), body);
+}
+
+pub async fn every_range_form(store: Arc<dyn ArtifactStore>) {
+    let k = key("r/obj");
+    let body = pattern(1000, 2);
+    put_bytes(store.as_ref(), &k, &body).await;
+    let cases = [
+        (GetRange::Bounded(0..1), 0..1),
+        (GetRange::Bounded(10..20), 10..20),
+        (GetRange::Bounded(990..5000), 990..1000),
+        (GetRange::Bounded(999..1000), 999..1000),
+        (GetRange::Offset(0), 0..1000),
+        (GetRange::Offset(900), 900..1000),
+        (GetRange::Offset(999), 999..1000),
+        (GetRange::Suffix(1), 999..1000),
+        (GetRange::Suffix(100), 900..1000),
+        (GetRange::Suffix(5000), 0..1000),
+    ];
+    for (range, expect) in cases {
+        let got = store.get(&k, Some(range.clone())).await.unwrap();
+        assert_eq!(got.range, expect, "{range}");
+        assert_eq!(got.meta.size, 1000);
+        let bytes = got.bytes().await.unwrap();
+        assert_eq!(
+            bytes,
+            &body[expect.start as usize..expect.end as usize],
+            "{range}"
+        );
+    }
+}
+
+pub async fn ranges_past_the_end_are_not_satisfiable(store: Arc<dyn ArtifactStore>) {
+    let k = key("r/obj");
+    put_bytes(store.as_ref(), &k, &pattern(100, 3)).await;
+    for range in [
+        GetRange::Bounded(100..200),
+        GetRange::Offset(100),
+        GetRange::Offset(u64::MAX - 1),
+        GetRange::Suffix(0),
+    ] {
+        let err = store.get(&k, Some(range.clone())).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ArtifactError::Range(RangeError::NotSatisfiable { size: 100, .. })
+            ),
+            "{range}: {err:?}"
+        );
+    }
+    let err = store
+        .get(&k, Some(GetRange::Bounded(std::ops::Range { start: 50, end: 10 })))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ArtifactError::Range(RangeError::Invalid { .. })),
+        "{err:?}"
+    );
+}
+
+pub async fn empty_objects(store: Arc<dyn ArtifactStore>) {
+    let k = key("empty");
+    put_bytes(store.as_ref(), &k, b"").await;
+    assert_eq!(store.head(&k).await.unwrap().size, 0);
+    let got = store.get(&k, None).await.unwrap();
+    assert_eq!(got.range, 0..0);
+    assert!(got.bytes().await.unwrap().is_empty());
+    for range in [
+        GetRange::Bounded(0..1),
+        GetRange::Offset(0),
+        GetRange::Suffix(1),
+    ] {
+        let err = store.get(&k, Some(range.clone())).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ArtifactError::Range(RangeError::NotSatisfiable { size: 0, .. })
+            ),
+            "{range}: {err:?}"
+        );
+    }
+}
+
+pub async fn large_objects_stream_exactly(store: Arc<dyn ArtifactStore>) {
+    let k = key("big");
+    let body = pattern(3 * 1024 * 1024 + 17, 4);
+    put_bytes(store.as_ref(), &k, &body).await;
+    assert_eq!(read(store.as_ref(), &k, None).await, body);
+    let mid = GetRange::Bounded(1_000_000..2_500_001);
+    assert_eq!(
+        read(store.as_ref(), &k, Some(mid)).await,
+        &body[1_000_000..2_500_001]
+    );
+}
+
+pub async fn concurrent_puts_of_one_key_leave_one_whole_object(store: Arc<dyn ArtifactStore>) {
+    let k = key("contended/obj");
+    let bodies: Vec<Vec<u8>> = (0..8)
+        .map(|i| pattern(256 * 1024 + i * 1000, i as u8 + 10))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let tasks: Vec<_> = bodies
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let src = dir.path().join(format!("src{i}"));
+            std::fs::write(&src, b).unwrap();
+            let store = Arc::clone(&store);
+            let k = k.clone();
+            tokio::spawn(async move { store.put_file(&k, &src).await.map(|m| m.size) })
+        })
+        .collect();
+    let reader = {
+        let store = Arc::clone(&store);
+        let k = k.clone();
+        let bodies = bodies.clone();
+        tokio::spawn(async move {
+            for _ in 0..50 {
+                if let Ok(got) = store.get(&k, None).await {
+                    let bytes = got.bytes().await.unwrap();
+                    assert!(
+                        bodies.contains(&bytes),
+                        "a reader saw a partial or mixed object"
+                    );
+                }
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    reader.await.unwrap();
+    let final_bytes = read(store.as_ref(), &k, None).await;
+    assert!(
+        bodies.contains(&final_bytes),
+        "the final object is one whole upload"
+    );
+}
+
+pub async fn overwrite_replaces_atomically(store: Arc<dyn ArtifactStore>) {
+    let k = key("over");
+    put_bytes(store.as_ref(), &k, b"first version").await;
+    let before = store.head(&k).await.unwrap();
+    put_bytes(store.as_ref(), &k, b"second, longer version").await;
+    let after = store.head(&k).await.unwrap();
+    assert_eq!(after.size, 22);
+    assert_ne!(before.etag, after.etag, "the etag changes with the bytes");
+    assert_eq!(
+        read(store.as_ref(), &k, None).await,
+        b"second, longer version"
+    );
+}
+
+pub async fn missing_keys_are_not_found(store: Arc<dyn ArtifactStore>) {
+    let k = key("no/such/object");
+    assert!(matches!(
+        store.head(&k).await,
+        Err(ArtifactError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.get(&k, None).await,
+        Err(ArtifactError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.get(&k, Some(GetRange::Offset(0))).await,
+        Err(ArtifactError::NotFound { .. })
+    ));
+    assert!(!store.exists(&k).await.unwrap());
+    // A prefix of an existing key is not an object.
+    put_bytes(store.as_ref(), &key("dir/obj"), b"x").await;
+    assert!(matches!(
+        store.head(&key("dir")).await,
+        Err(ArtifactError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.get(&key("dir"), None).await,
+        Err(ArtifactError::NotFound { .. })
+    ));
+}
+
+pub async fn traversal_keys_are_refused(store: Arc<dyn ArtifactStore>) {
+    for bad in [
+        "../escape",
+        "a/../../b",
+        "/etc/passwd",
+        "a//b",
+        "a/./b",
+        "a\0b",
+        "..\\x",
+    ] {
+        let err = ArtifactKey::parse(bad).unwrap_err();
+        let as_store_error: ArtifactError = err.clone().into();
+        assert!(matches!(as_store_error, ArtifactError::InvalidKey(_)));
+        assert!(!matches!(err, KeyError::TooLong), "{bad}");
+    }
+    // A legal key whose segment looks odd stays inside the store.
+    let k = key("..a/b..");
+    put_bytes(store.as_ref(), &k, b"inside").await;
+    assert_eq!(read(store.as_ref(), &k, None).await, b"inside");
+}
+
+pub async fn delete_is_idempotent(store: Arc<dyn ArtifactStore>) {
+    let k = key("del/obj");
+    put_bytes(store.as_ref(), &k, b"bytes").await;
+    store.delete(&k).await.unwrap();
+    assert!(!store.exists(&k).await.unwrap());
+    store.delete(&k).await.unwrap();
+    store.delete(&key("never/was")).await.unwrap();
+}

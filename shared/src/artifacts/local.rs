@@ -1,0 +1,226 @@
+//! Artifacts as files under a local directory: `ROOT/objects/{key}`, published by writing to
+//! `ROOT/staging/` and renaming into place, so a reader never sees a half-written object.
+
+use std::io::SeekFrom;
+use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use futures::{StreamExt, TryStreamExt};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio_util::io::ReaderStream;
+
+use super::{ArtifactError, ArtifactKey, ArtifactStore, GetRange, GetResult, ObjectMeta};
+
+/// Reads are streamed in chunks of this size, whatever the range.
+pub const READ_CHUNK: usize = 64 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct LocalArtifactStore {
+    objects: PathBuf,
+    staging: PathBuf,
+}
+
+impl LocalArtifactStore {
+    /// Opens (creating) the store rooted at `root`.
+    pub fn open(root: &Path) -> Result<Self, ArtifactError> {
+        let objects = root.join("objects");
+        let staging = root.join("staging");
+        for dir in [&objects, &staging] {
+            std::fs::create_dir_all(dir).map_err(|source| ArtifactError::Io {
+                action: "create directory",
+                key: dir.display().to_string(),
+                source,
+            })?;
+        }
+        Ok(Self { objects, staging })
+    }
+
+    /// Where an object lives on disk (for operators and reference servers such as nginx).
+    pub fn path_of(&self, key: &ArtifactKey) -> PathBuf {
+        let mut p = self.objects.clone();
+        p.extend(key.segments());
+        p
+    }
+}
+
+fn meta_of(md: &std::fs::Metadata) -> ObjectMeta {
+    let modified = md.modified().unwrap_or(UNIX_EPOCH);
+    let nanos = modified
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    ObjectMeta {
+        size: md.len(),
+        etag: format!("{:x}-{:x}", md.len(), nanos),
+        last_modified: DateTime::<Utc>::from(modified),
+    }
+}
+
+fn io_err(action: &'static str, key: &ArtifactKey, source: std::io::Error) -> ArtifactError {
+    if source.kind() == std::io::ErrorKind::NotFound
+        || source.kind() == std::io::ErrorKind::NotADirectory
+    {
+        ArtifactError::NotFound {
+            key: key.to_string(),
+        }
+    } else {
+        ArtifactError::Io {
+            action,
+            key: key.to_string(),
+            source,
+        }
+    }
+}
+
+/// Removes a staging file unless it was renamed into place (also on cancellation).
+struct StagingGuard(Option<PathBuf>);
+
+impl Drop for StagingGuard {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+#[async_trait]
+impl ArtifactStore for LocalArtifactStore {
+    async fn head(&self, key: &ArtifactKey) -> Result<ObjectMeta, ArtifactError> {
+        let md = tokio::fs::metadata(self.path_of(key))
+            .await
+            .map_err(|e| io_err("stat", key, e))?;
+        if !md.is_file() {
+            return Err(ArtifactError::NotFound {
+                key: key.to_string(),
+            });
+        }
+        Ok(meta_of(&md))
+    }
+
+    async fn get(
+        &self,
+        key: &ArtifactKey,
+        range: Option<GetRange>,
+    ) -> Result<GetResult, ArtifactError> {
+        let mut file = tokio::fs::File::open(self.path_of(key))
+            .await
+            .map_err(|e| io_err("open", key, e))?;
+        let md = file.metadata().await.map_err(|e| io_err("stat", key, e))?;
+        if !md.is_file() {
+            return Err(ArtifactError::NotFound {
+                key: key.to_string(),
+            });
+        }
+        let meta = meta_of(&md);
+        let range = match range {
+            Some(r) => r.as_range(meta.size)?,
+            None => 0..meta.size,
+        };
+        if range.start > 0 {
+            file.seek(SeekFrom::Start(range.start))
+                .await
+                .map_err(|e| io_err("seek", key, e))?;
+        }
+        let owned_key = key.to_string();
+        let stream = ReaderStream::with_capacity(file.take(range.end - range.start), READ_CHUNK)
+            .map_err(move |source| ArtifactError::Io {
+                action: "read",
+                key: owned_key.clone(),
+                source,
+            })
+            .boxed();
+        Ok(GetResult {
+            meta,
+            range,
+            stream,
+        })
+    }
+
+    async fn put_file(&self, key: &ArtifactKey, src: &Path) -> Result<ObjectMeta, ArtifactError> {
+        let target = self.path_of(key);
+        let staged = self
+            .staging
+            .join(format!("{}.part", uuid::Uuid::new_v4().simple()));
+        let mut guard = StagingGuard(Some(staged.clone()));
+        tokio::fs::copy(src, &staged).await.map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound && !src.exists() {
+                ArtifactError::Source {
+                    key: key.to_string(),
+                    reason: format!("{} does not exist", src.display()),
+                }
+            } else {
+                io_err("stage", key, e)
+            }
+        })?;
+        let f = tokio::fs::File::open(&staged)
+            .await
+            .map_err(|e| io_err("open staged copy of", key, e))?;
+        f.sync_all().await.map_err(|e| io_err("sync", key, e))?;
+        if let Some(parent) = target.parent() {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|e| io_err("create directory for", key, e))?;
+        }
+        tokio::fs::rename(&staged, &target)
+            .await
+            .map_err(|e| io_err("publish", key, e))?;
+        guard.0 = None;
+        self.head(key).await
+    }
+
+    async fn delete(&self, key: &ArtifactKey) -> Result<(), ArtifactError> {
+        match tokio::fs::remove_file(self.path_of(key)).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err("delete", key, e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    async fn make() -> (Arc<dyn ArtifactStore>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalArtifactStore::open(&dir.path().join("artifacts")).unwrap();
+        (Arc::new(store), dir)
+    }
+
+    crate::artifact_store_conformance!(make);
+
+    #[tokio::test]
+    async fn objects_live_under_the_root_and_staging_is_left_clean() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("artifacts");
+        let store = LocalArtifactStore::open(&root).unwrap();
+        let src = dir.path().join("src");
+        std::fs::write(&src, b"hello").unwrap();
+        let key = ArtifactKey::parse("d/l/data/p/m-v1").unwrap();
+        store.put_file(&key, &src).await.unwrap();
+        assert_eq!(
+            std::fs::read(root.join("objects/d/l/data/p/m-v1")).unwrap(),
+            b"hello"
+        );
+        assert_eq!(std::fs::read_dir(root.join("staging")).unwrap().count(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_failed_put_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("artifacts");
+        let store = LocalArtifactStore::open(&root).unwrap();
+        let key = ArtifactKey::parse("k").unwrap();
+        let err = store
+            .put_file(&key, &dir.path().join("missing"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ArtifactError::Source { .. }), "{err}");
+        assert!(!store.exists(&key).await.unwrap());
+        assert_eq!(std::fs::read_dir(root.join("staging")).unwrap().count(), 0);
+    }
+}

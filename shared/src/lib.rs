@@ -1,0 +1,14 @@
+//! Domain types, content-addressed keys, and the storage seams of htsprep.
+//!
+//! Architecture invariant: this crate does no network IO of its own beyond the storage backends it
+//! defines, and knows nothing of HTTP routes or gRPC. Every backend seam is a trait with a small
+//! core and a conformance suite (`*::conformance`) that every implementation runs.
+
+pub mod artifacts;
+pub mod catalog;
+pub mod clock;
+pub mod domain;
+pub mod jobstore;
+mod sqlite;
+
+pub use clock::{Clock, ManualClock, SystemClock};

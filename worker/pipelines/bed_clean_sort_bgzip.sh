@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# htsprep stage: clean, sort and BGZF-compress BED / narrowPeak / broadPeak.
+#
+# Usage:  bed_clean_sort_bgzip.sh IN OUT_BED_GZ STATS
+#   IN          BED-like text; plain, gzip or BGZF (decompressed with gzip -cdf).
+#   OUT_BED_GZ  written: BGZF, sorted by (col1, col2 numeric), tabs, LF endings.
+#   STATS       written: "records=N", "header_lines=0", "max_end=M" (largest col 3).
+# Cleaning: drops blank lines and lines starting with "track", "browser" or "#";
+#   CRLF -> LF; a row without any tab is split on runs of spaces.
+#   Rejects rows with < 3 columns, non-integer start/end, end < start.
+# Env:    SORT_MEM (sort -S, e.g. 256M), TMPDIR (existing per-job dir). LC_ALL=C is forced.
+# Exit:   0 ok; 1 bad input (reason on stderr); 2 usage/environment; 3 tool/system failure.
+# Outputs are removed on failure.
+set -eu
+set -o pipefail
+export LC_ALL=C
+die() { c=$1; shift; printf '%s: %s\n' "$0" "$*" >&2; exit "$c"; }
+
+[ "$#" -eq 3 ] || die 2 "usage: $0 IN OUT_BED_GZ STATS (got $# arguments)"
+[ -n "${TMPDIR:-}" ] && [ -d "$TMPDIR" ] && [ -w "$TMPDIR" ] || die 2 "TMPDIR is unset or not a writable directory"
+case "${SORT_MEM:-}" in ''|*[!0-9KMGTkmgtb%]*) die 2 "SORT_MEM is unset or invalid (e.g. 256M)";; esac
+[ -f "$1" ] && [ -r "$1" ] || die 1 "input file is missing or unreadable"
+
+gzerr="$TMPDIR/bed_clean_sort_bgzip.gzip.stderr"
+in=$1 out=$2 stats=$3 ok=0
+trap '[ "$ok" = 1 ] || rm -f -- "$out" "$stats"' EXIT
+
+set +e
+gzip -cdf < "$in" 2> "$gzerr" \
+| STATS="$stats" awk '
+  function bad(msg,   s) {
+    s = substr($0, 1, 80); gsub(/[^ -~\t]/, "?", s); gsub(/\t/, "<TAB>", s)
+    printf "line %d: %s: \"%s\"\n", FNR, msg, s > "/dev/stderr"; failed = 1; exit 3
+  }
+  BEGIN { FS = "\t"; OFS = "\t"; n = 0; maxend = 0; failed = 0 }
+  { sub(/\r$/, "") }
+  /^[ \t]*$/                       { next }
+  /^(track|browser)([ \t]|$)/      { next }
+  /^#/                             { next }
+  index($0, "\t") == 0 { gsub(/^ +| +$/, ""); gsub(/ +/, "\t"); $0 = $0 }
+  {
+    if (NF < 3) bad("expected at least 3 tab- or space-separated columns, found " NF)
+    if ($1 == "") bad("empty chromosome name (column 1)")
+    if ($2 !~ /^[0-9]+$/) bad("column 2 (start) is not a non-negative integer")
+    if ($3 !~ /^[0-9]+$/) bad("column 3 (end) is not a non-negative integer")
+    if ($3 + 0 < $2 + 0) bad("end (column 3) is smaller than start (column 2)")
+    if ($3 + 0 > maxend) maxend = $3 + 0
+    n++
+    print
+  }
+  END {
+    if (failed) exit 3
+    printf "records=%.0f\nheader_lines=0\nmax_end=%.0f\n", n, maxend > ENVIRON["STATS"]
+    close(ENVIRON["STATS"])
+  }' \
+| sort -t $'\t' -k1,1 -k2,2n -S "$SORT_MEM" -T "$TMPDIR" \
+| bgzip -c > "$out"
+st=("${PIPESTATUS[@]}")
+set -e
+# If the caller ignores SIGPIPE (inherited), gzip fails with EPIPE instead of dying of SIGPIPE.
+[ "${st[0]}" != 0 ] && grep -q 'Broken pipe' "$gzerr" && st[0]=141
+
+# Root cause = the first command that failed on its own: 141 means killed by SIGPIPE because a
+# later command died first; gzip status 2 is only a warning (e.g. trailing zero padding).
+root() { i=0; for s in "${st[@]}"; do
+  if [ "$s" != 0 ] && [ "$s" != 141 ] && ! { [ "$i" = 0 ] && [ "$s" = 2 ]; }; then echo "$i"; return; fi
+  i=$((i + 1)); done
+  for s in "${st[@]}"; do [ "$s" = 0 ] || { echo x; return; }; done; echo ok; }
+case "$(root)" in
+  ok) ;;
+  0) cat "$gzerr" >&2; die 1 "could not decompress input (corrupt or truncated gzip/BGZF?)";;
+  1) [ "${st[1]}" = 3 ] && die 1 "input is not valid BED (details above)"
+     die 3 "awk cleaning step failed (status ${st[1]})";;
+  2) die 3 "sort failed (status ${st[2]}; TMPDIR full or SORT_MEM too large?)";;
+  3) die 3 "bgzip failed (status ${st[3]}; output disk full?)";;
+  *) die 3 "pipeline interrupted (statuses ${st[*]})";;
+esac
+[ -s "$stats" ] || die 3 "stats file was not written"
+ok=1

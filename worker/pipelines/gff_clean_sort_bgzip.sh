@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# htsprep stage: clean, sort and BGZF-compress GFF3 / GFF (also the output of gtf_to_gff3.sh).
+#
+# Usage:  gff_clean_sort_bgzip.sh IN OUT_GFF_GZ STATS
+#   IN          GFF; plain, gzip or BGZF (decompressed with gzip -cdf).
+#   OUT_GFF_GZ  written: BGZF, first "##gff-version" line of the input (if any) on top,
+#               then feature rows sorted by (col1, col4 numeric); ties by col5 descending
+#               so a parent (gene) precedes its children (transcript, exon) at the same start.
+#   STATS       written: "records=N", "header_lines=0|1", "max_end=M" (largest col 5).
+# Cleaning: CRLF -> LF; drops blank lines and all other "#" lines (###, ##sequence-region,
+#   comments); everything from "##FASTA" (or a ">" line) on is ignored but still READ, so the
+#   upstream decompressor is never SIGPIPE-d. Rejects rows with < 8 tab-separated columns,
+#   start/end that are not integers >= 1, end < start.
+# Env:    SORT_MEM (sort -S, e.g. 256M), TMPDIR (existing per-job dir). LC_ALL=C is forced.
+# Exit:   0 ok; 1 bad input (reason on stderr); 2 usage/environment; 3 tool/system failure.
+# Outputs are removed on failure.
+set -eu
+set -o pipefail
+export LC_ALL=C
+die() { c=$1; shift; printf '%s: %s\n' "$0" "$*" >&2; exit "$c"; }
+
+[ "$#" -eq 3 ] || die 2 "usage: $0 IN OUT_GFF_GZ STATS (got $# arguments)"
+[ -n "${TMPDIR:-}" ] && [ -d "$TMPDIR" ] && [ -w "$TMPDIR" ] || die 2 "TMPDIR is unset or not a writable directory"
+case "${SORT_MEM:-}" in ''|*[!0-9KMGTkmgtb%]*) die 2 "SORT_MEM is unset or invalid (e.g. 256M)";; esac
+[ -f "$1" ] && [ -r "$1" ] || die 1 "input file is missing or unreadable"
+
+gzerr="$TMPDIR/gff_clean_sort_bgzip.gzip.stderr"
+in=$1 out=$2 stats=$3 ok=0
+hdr="$TMPDIR/gff_clean_sort_bgzip.header"
+: > "$hdr"
+trap '[ "$ok" = 1 ] || rm -f -- "$out" "$stats"; rm -f -- "$hdr"' EXIT
+
+# The ##gff-version line goes to $hdr and is re-inserted after the sort (sort emits its first
+# line only after the cleaning awk has exited and closed $hdr).
+set +e
+gzip -cdf < "$in" 2> "$gzerr" \
+| HDR="$hdr" STATS="$stats" awk '
+  function bad(msg,   s) {
+    s = substr($0, 1, 80); gsub(/[^ -~\t]/, "?", s); gsub(/\t/, "<TAB>", s)
+    printf "line %d: %s: \"%s\"\n", FNR, msg, s > "/dev/stderr"; failed = 1; exit 3
+  }
+  BEGIN { FS = "\t"; OFS = "\t"; n = 0; h = 0; maxend = 0; fasta = 0; failed = 0 }
+  fasta { next }
+  { sub(/\r$/, "") }
+  /^##FASTA/ || /^>/ { fasta = 1; next }
+  /^##gff-version[ \t]/ { if (h == 0) { print > ENVIRON["HDR"]; h = 1 }; next }
+  /^#/ { next }
+  /^[ \t]*$/ { next }
+  {
+    if (NF < 8) bad("expected 9 tab-separated GFF columns, found " NF)
+    if ($1 == "") bad("empty seqid (column 1)")
+    if ($4 !~ /^[0-9]+$/ || $4 + 0 < 1) bad("start (column 4) is not an integer >= 1")
+    if ($5 !~ /^[0-9]+$/ || $5 + 0 < 1) bad("end (column 5) is not an integer >= 1")
+    if ($5 + 0 < $4 + 0) bad("end (column 5) is smaller than start (column 4)")
+    if ($5 + 0 > maxend) maxend = $5 + 0
+    n++
+    print
+  }
+  END {
+    if (failed) exit 3
+    close(ENVIRON["HDR"])
+    printf "records=%.0f\nheader_lines=%.0f\nmax_end=%.0f\n", n, h, maxend > ENVIRON["STATS"]
+    close(ENVIRON["STATS"])
+  }' \
+| sort -t $'\t' -k1,1 -k4,4n -k5,5nr -S "$SORT_MEM" -T "$TMPDIR" \
+| HDR="$hdr" awk '
+  function header(  l) { while ((getline l < ENVIRON["HDR"]) > 0) print l; close(ENVIRON["HDR"]) }
+  NR == 1 { header() }
+  { print }
+  END { if (NR == 0) header() }' \
+| bgzip -c > "$out"
+st=("${PIPESTATUS[@]}")
+set -e
+# If the caller ignores SIGPIPE (inherited), gzip fails with EPIPE instead of dying of SIGPIPE.
+[ "${st[0]}" != 0 ] && grep -q 'Broken pipe' "$gzerr" && st[0]=141
+
+# Root cause = the first command that failed on its own: 141 means killed by SIGPIPE because a
+# later command died first; gzip status 2 is only a warning (e.g. trailing zero padding).
+root() { i=0; for s in "${st[@]}"; do
+  if [ "$s" != 0 ] && [ "$s" != 141 ] && ! { [ "$i" = 0 ] && [ "$s" = 2 ]; }; then echo "$i"; return; fi
+  i=$((i + 1)); done
+  for s in "${st[@]}"; do [ "$s" = 0 ] || { echo x; return; }; done; echo ok; }
+case "$(root)" in
+  ok) ;;
+  0) cat "$gzerr" >&2; die 1 "could not decompress input (corrupt or truncated gzip/BGZF?)";;
+  1) [ "${st[1]}" = 3 ] && die 1 "input is not valid GFF (details above)"
+     die 3 "awk cleaning step failed (status ${st[1]})";;
+  2) die 3 "sort failed (status ${st[2]}; TMPDIR full or SORT_MEM too large?)";;
+  3) die 3 "header re-insertion failed (status ${st[3]})";;
+  4) die 3 "bgzip failed (status ${st[4]}; output disk full?)";;
+  *) die 3 "pipeline interrupted (statuses ${st[*]})";;
+esac
+[ -s "$stats" ] || die 3 "stats file was not written"
+ok=1

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# htsprep stage: split VCF header/body, sort the body, BGZF-compress header + body.
+#
+# Usage:  vcf_clean_sort_bgzip.sh IN OUT_VCF_GZ STATS
+#   IN          VCF; plain, gzip or BGZF (decompressed with gzip -cdf). Header-only is valid.
+#   OUT_VCF_GZ  written: BGZF VCF, header first, body sorted by (CHROM, POS numeric).
+#   STATS       written: "records=N", "header_lines=H", "max_end=M"
+#               (M = largest POS+len(REF)-1 or INFO END=, the end tabix indexes).
+# Checks: first header line is ##fileformat=VCF..., a #CHROM line exists, no header line
+#   after data, data rows have >= 8 tab-separated columns and an integer POS.
+#   CRLF -> LF; blank lines dropped.
+# Env:    SORT_MEM (sort -S, e.g. 256M), TMPDIR (existing per-job dir). LC_ALL=C is forced.
+# Exit:   0 ok; 1 bad input (reason on stderr); 2 usage/environment; 3 tool/system failure.
+# Outputs are removed on failure.
+set -eu
+set -o pipefail
+export LC_ALL=C
+die() { c=$1; shift; printf '%s: %s\n' "$0" "$*" >&2; exit "$c"; }
+
+[ "$#" -eq 3 ] || die 2 "usage: $0 IN OUT_VCF_GZ STATS (got $# arguments)"
+[ -n "${TMPDIR:-}" ] && [ -d "$TMPDIR" ] && [ -w "$TMPDIR" ] || die 2 "TMPDIR is unset or not a writable directory"
+case "${SORT_MEM:-}" in ''|*[!0-9KMGTkmgtb%]*) die 2 "SORT_MEM is unset or invalid (e.g. 256M)";; esac
+[ -f "$1" ] && [ -r "$1" ] || die 1 "input file is missing or unreadable"
+
+gzerr="$TMPDIR/vcf_clean_sort_bgzip.gzip.stderr"
+in=$1 out=$2 stats=$3 ok=0
+hdr="$TMPDIR/vcf_clean_sort_bgzip.header"
+: > "$hdr"
+trap '[ "$ok" = 1 ] || rm -f -- "$out" "$stats"; rm -f -- "$hdr"' EXIT
+
+# Header lines go to $hdr, body lines to stdout -> sort. The header is re-inserted after the
+# sort: sort emits its first line only after the cleaning awk has exited (and closed $hdr).
+# No grep: `grep -v '^#'` exits 1 on a header-only VCF and breaks pipefail.
+set +e
+gzip -cdf < "$in" 2> "$gzerr" \
+| HDR="$hdr" STATS="$stats" awk '
+  function bad(msg,   s) {
+    s = substr($0, 1, 80); gsub(/[^ -~\t]/, "?", s); gsub(/\t/, "<TAB>", s)
+    printf "line %d: %s: \"%s\"\n", FNR, msg, s > "/dev/stderr"; failed = 1; exit 3
+  }
+  function fatal(msg) { print msg > "/dev/stderr"; exit 3 }
+  BEGIN { FS = "\t"; OFS = "\t"; n = 0; h = 0; maxend = 0; chrom = 0; failed = 0 }
+  { sub(/\r$/, "") }
+  /^#/ {
+    if (h == 0 && $0 !~ /^##fileformat=VCF/) bad("not a VCF: first line must be ##fileformat=VCFv4.x")
+    if (chrom) bad("header line after the #CHROM line")
+    if ($0 ~ /^#CHROM/) chrom = 1
+    print > ENVIRON["HDR"]; h++; next
+  }
+  /^[ \t]*$/ { next }
+  {
+    if (h == 0) bad("not a VCF: no ##fileformat header")
+    if (!chrom) bad("data line before the #CHROM header line")
+    if (NF < 8) bad("expected at least 8 tab-separated columns, found " NF)
+    if ($2 !~ /^[0-9]+$/) bad("POS (column 2) is not a non-negative integer")
+    e = $2 + length($4) - 1
+    if (match($8, /(^|;)END=[0-9]+(;|$)/)) {
+      v = substr($8, RSTART, RLENGTH); gsub(/[^0-9]/, "", v); if (v + 0 > e) e = v + 0
+    }
+    if (e > maxend) maxend = e
+    n++
+    print
+  }
+  END {
+    if (failed) exit 3
+    if (h == 0) fatal("not a VCF: empty input or no ##fileformat header")
+    if (!chrom) fatal("not a VCF: no #CHROM header line")
+    close(ENVIRON["HDR"])
+    printf "records=%.0f\nheader_lines=%.0f\nmax_end=%.0f\n", n, h, maxend > ENVIRON["STATS"]
+    close(ENVIRON["STATS"])
+  }' \
+| sort -t $'\t' -k1,1 -k2,2n -S "$SORT_MEM" -T "$TMPDIR" \
+| HDR="$hdr" awk '
+  function header(  l) { while ((getline l < ENVIRON["HDR"]) > 0) print l; close(ENVIRON["HDR"]) }
+  NR == 1 { header() }
+  { print }
+  END { if (NR == 0) header() }' \
+| bgzip -c > "$out"
+st=("${PIPESTATUS[@]}")
+set -e
+# If the caller ignores SIGPIPE (inherited), gzip fails with EPIPE instead of dying of SIGPIPE.
+[ "${st[0]}" != 0 ] && grep -q 'Broken pipe' "$gzerr" && st[0]=141
+
+# Root cause = the first command that failed on its own: 141 means killed by SIGPIPE because a
+# later command died first; gzip status 2 is only a warning (e.g. trailing zero padding).
+root() { i=0; for s in "${st[@]}"; do
+  if [ "$s" != 0 ] && [ "$s" != 141 ] && ! { [ "$i" = 0 ] && [ "$s" = 2 ]; }; then echo "$i"; return; fi
+  i=$((i + 1)); done
+  for s in "${st[@]}"; do [ "$s" = 0 ] || { echo x; return; }; done; echo ok; }
+case "$(root)" in
+  ok) ;;
+  0) cat "$gzerr" >&2; die 1 "could not decompress input (corrupt or truncated gzip/BGZF?)";;
+  1) [ "${st[1]}" = 3 ] && die 1 "input is not a valid VCF (details above)"
+     die 3 "awk cleaning step failed (status ${st[1]})";;
+  2) die 3 "sort failed (status ${st[2]}; TMPDIR full or SORT_MEM too large?)";;
+  3) die 3 "header re-insertion failed (status ${st[3]})";;
+  4) die 3 "bgzip failed (status ${st[4]}; output disk full?)";;
+  *) die 3 "pipeline interrupted (statuses ${st[*]})";;
+esac
+[ -s "$stats" ] || die 3 "stats file was not written"
+ok=1
