@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2015  # "[ a ] && [ b ] || die ..." is intended
 # htsprep stage: index a coordinate-sorted BAM.
 #
 # Usage:  bam_index.sh IN_BAM
@@ -10,7 +11,10 @@
 #   single block", "Chromosome blocks not continuous") and then leaves a partial index file
 #   behind; it is removed here.
 # Env:    TMPDIR (existing per-job dir).
-# Exit:   0 ok; 1 input corrupt/unsorted/not BAM (reason on stderr); 2 usage/environment.
+# Exit:   0 ok; 1 input corrupt/truncated/not BAM (reason on stderr); 2 usage/environment;
+#         4 input is not coordinate-sorted (so a caller may skip bam_check_sorted.sh, try
+#         bam_index.sh first, and on 4 run bam_sort.sh + bam_index.sh: htslib checks order
+#         while indexing and stops at the first out-of-order record).
 set -eu
 set -o pipefail
 export LC_ALL=C
@@ -38,7 +42,7 @@ fi
 if [ "${rc:-0}" != 0 ] || [ -s "$err" ]; then
   head -c 4000 "$err" >&2
   if grep -q -e 'Unsorted positions' -e 'NO_COOR reads not in a single block' -e 'blocks not continuous' "$err"; then
-    die 1 "BAM is not coordinate-sorted (sort it with bam_sort.sh first)"
+    die 4 "BAM is not coordinate-sorted (sort it with bam_sort.sh first)"
   fi
   die 1 "samtools index failed (corrupt or truncated BAM?)"
 fi

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2015  # "[ a ] && [ b ] || die ..." is intended
 # htsprep stage: coordinate-sort SAM/BAM into BAM (then run bam_index.sh on OUT).
 #
 # Usage:  bam_sort.sh IN OUT_BAM

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2015  # "[ a ] && [ b ] || die ..." is intended
 # htsprep stage: clean, sort and BGZF-compress BED / narrowPeak / broadPeak.
 #
 # Usage:  bed_clean_sort_bgzip.sh IN OUT_BED_GZ STATS

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2015  # "[ a ] && [ b ] || die ..." is intended
 # htsprep stage: convert bigBed to plain BED (then run bed_clean_sort_bgzip.sh on OUT).
 #
 # Usage:  bigbed_to_bed.sh IN_BB OUT_BED

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2015  # "[ a ] && [ b ] || die ..." is intended
 # htsprep stage: clean, sort and BGZF-compress GFF3 / GFF (also the output of gtf_to_gff3.sh).
 #
 # Usage:  gff_clean_sort_bgzip.sh IN OUT_GFF_GZ STATS

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2015  # "[ a ] && [ b ] || die ..." is intended
 # htsprep stage: convert GTF to GFF3 with gffread (then run gff_clean_sort_bgzip.sh on OUT).
 #
 # Usage:  gtf_to_gff3.sh IN OUT_GFF3

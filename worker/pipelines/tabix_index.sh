@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2015  # "[ a ] && [ b ] || die ..." is intended
 # htsprep stage: tabix-index a sorted BGZF file produced by *_clean_sort_bgzip.sh.
 #
 # Usage:  tabix_index.sh PRESET IN_GZ STATS

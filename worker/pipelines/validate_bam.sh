@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2015  # "[ a ] && [ b ] || die ..." is intended
 # htsprep validation: an indexed BAM artifact holds every record of its source.
 #
 # Usage:  validate_bam.sh SOURCE OUT_BAM

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2015  # "[ a ] && [ b ] || die ..." is intended
 # htsprep validation: a tabix-indexed artifact holds exactly the cleaned records.
 #
 # Usage:  validate_tabix.sh IN_GZ STATS

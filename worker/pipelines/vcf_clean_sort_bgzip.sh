@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2015  # "[ a ] && [ b ] || die ..." is intended
 # htsprep stage: split VCF header/body, sort the body, BGZF-compress header + body.
 #
 # Usage:  vcf_clean_sort_bgzip.sh IN OUT_VCF_GZ STATS

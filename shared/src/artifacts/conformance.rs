@@ -125,7 +125,10 @@ pub async fn ranges_past_the_end_are_not_satisfiable(store: Arc<dyn ArtifactStor
         );
     }
     let err = store
-        .get(&k, Some(GetRange::Bounded(std::ops::Range { start: 50, end: 10 })))
+        .get(
+            &k,
+            Some(GetRange::Bounded(std::ops::Range { start: 50, end: 10 })),
+        )
         .await
         .unwrap_err();
     assert!(

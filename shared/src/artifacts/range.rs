@@ -126,7 +126,9 @@ mod tests {
 
     #[test]
     fn start_after_end_is_invalid_and_says_so() {
-        let err = GetRange::Bounded(std::ops::Range { start: 10, end: 5 }).as_range(100).unwrap_err();
+        let err = GetRange::Bounded(std::ops::Range { start: 10, end: 5 })
+            .as_range(100)
+            .unwrap_err();
         assert!(matches!(err, RangeError::Invalid { .. }));
         assert_eq!(
             err.to_string(),

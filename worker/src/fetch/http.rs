@@ -1,0 +1,119 @@
+//! HTTP(S) downloads, streamed to disk, retried with backoff on transient failures.
+
+use std::path::Path;
+
+use futures::StreamExt;
+use htsprep_shared::domain::Md5;
+use url::Url;
+
+use super::sink::HashingFile;
+use super::{FetchError, FetchOptions};
+
+/// A URL to GET, with any headers its resolver (DRS) asked for.
+#[derive(Clone, Debug)]
+pub(crate) struct Resolved {
+    pub url: Url,
+    pub headers: Vec<(String, String)>,
+}
+
+pub(crate) async fn download(
+    client: &reqwest::Client,
+    options: &FetchOptions,
+    url: &Url,
+    dest: &Path,
+    progress: &(dyn Fn(u64) + Send + Sync),
+) -> Result<(u64, Md5), FetchError> {
+    let resolved = Resolved {
+        url: url.clone(),
+        headers: Vec::new(),
+    };
+    download_resolved(client, options, &resolved, dest, progress).await
+}
+
+pub(crate) async fn download_resolved(
+    client: &reqwest::Client,
+    options: &FetchOptions,
+    resolved: &Resolved,
+    dest: &Path,
+    progress: &(dyn Fn(u64) + Send + Sync),
+) -> Result<(u64, Md5), FetchError> {
+    let mut attempt = 1;
+    loop {
+        match try_once(client, resolved, dest, progress).await {
+            Ok(done) => return Ok(done),
+            Err(e) if e.is_retryable() && attempt < options.attempts => {
+                let wait = options.backoff * 2u32.saturating_pow(attempt - 1);
+                tracing::warn!(url = %redact(&resolved.url), attempt, error = %e, ?wait, "download failed; retrying");
+                tokio::time::sleep(wait).await;
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// A URL without its query string (signed URLs carry credentials there).
+pub(crate) fn redact(url: &Url) -> String {
+    let mut u = url.clone();
+    u.set_query(None);
+    let _ = u.set_password(None);
+    u.to_string()
+}
+
+pub(crate) fn classify(url: &Url, e: &reqwest::Error) -> FetchError {
+    FetchError::Unreachable {
+        url: redact(url),
+        reason: if e.is_timeout() {
+            "timed out".to_owned()
+        } else if e.is_connect() {
+            format!("connection failed ({})", root_cause(e))
+        } else {
+            root_cause(e)
+        },
+    }
+}
+
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
+pub(crate) fn check_status(url: &Url, status: reqwest::StatusCode) -> Result<(), FetchError> {
+    if status.is_success() {
+        return Ok(());
+    }
+    if status == reqwest::StatusCode::NOT_FOUND || status == reqwest::StatusCode::GONE {
+        return Err(FetchError::NotFound {
+            url: redact(url),
+            reason: format!("HTTP {}", status.as_u16()),
+        });
+    }
+    Err(FetchError::HttpStatus {
+        url: redact(url),
+        status: status.as_u16(),
+    })
+}
+
+async fn try_once(
+    client: &reqwest::Client,
+    resolved: &Resolved,
+    dest: &Path,
+    progress: &(dyn Fn(u64) + Send + Sync),
+) -> Result<(u64, Md5), FetchError> {
+    let mut req = client.get(resolved.url.clone());
+    for (k, v) in &resolved.headers {
+        req = req.header(k, v);
+    }
+    let resp = req.send().await.map_err(|e| classify(&resolved.url, &e))?;
+    check_status(&resolved.url, resp.status())?;
+    let mut out = HashingFile::create(dest).await?;
+    let mut body = resp.bytes_stream();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| classify(&resolved.url, &e))?;
+        progress(out.write(&chunk).await?);
+    }
+    out.finish().await
+}
