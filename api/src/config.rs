@@ -1,21 +1,21 @@
-//! Configuration, parsed once from environment variables into typed structs. Every bad variable
-//! is reported before the process exits; tests pass their own variables instead of mutating the
-//! process environment.
+//! The API's configuration, parsed once from environment variables into typed structs. Every bad
+//! variable is reported before the process exits; tests pass their own variables instead of
+//! mutating the process environment.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+
+use htsprep_shared::settings::{ConfigError, EnvReader};
+use htsprep_shared::storage::StorageConfig;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
-pub const DEFAULT_DATA_DIR: &str = "./data";
 
 #[derive(Clone, PartialEq, Eq)]
 pub struct Config {
     /// `HTSPREP_LISTEN`: the address the HTTP API binds.
     pub listen: SocketAddr,
-    /// `HTSPREP_DATA_DIR`: the embedded job store, catalog and local artifacts.
-    pub data_dir: PathBuf,
+    pub storage: StorageConfig,
     /// `HTSPREP_ADMIN_TOKEN`: bearer token for admin endpoints; admin endpoints are refused
     /// when unset.
     pub admin_token: Option<String>,
@@ -25,7 +25,7 @@ impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
             .field("listen", &self.listen)
-            .field("data_dir", &self.data_dir)
+            .field("storage", &self.storage)
             .field(
                 "admin_token",
                 &self.admin_token.as_ref().map(|_| "<redacted>"),
@@ -34,113 +34,37 @@ impl fmt::Debug for Config {
     }
 }
 
-/// One bad variable.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct VarError {
-    pub var: &'static str,
-    pub reason: String,
-}
-
-/// Every bad variable found.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub struct ConfigError(pub Vec<VarError>);
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "invalid configuration ({} problem(s)):", self.0.len())?;
-        for e in &self.0 {
-            writeln!(f, "  {}: {}", e.var, e.reason)?;
-        }
-        Ok(())
-    }
-}
-
-/// Reads variables, remembering every problem.
-struct Vars<'a> {
-    vars: &'a BTreeMap<String, String>,
-    errors: Vec<VarError>,
-}
-
-impl Vars<'_> {
-    fn raw(&self, var: &'static str) -> Option<&str> {
-        self.vars
-            .get(var)
-            .map(String::as_str)
-            .filter(|v| !v.trim().is_empty())
-    }
-
-    fn parse<T>(
-        &mut self,
-        var: &'static str,
-        default: &str,
-        f: impl FnOnce(&str) -> Result<T, String>,
-    ) -> Option<T> {
-        let raw = self.raw(var).unwrap_or(default).trim().to_owned();
-        match f(&raw) {
-            Ok(v) => Some(v),
-            Err(reason) => {
-                self.errors.push(VarError {
-                    var,
-                    reason: format!("{raw:?}: {reason}"),
-                });
-                None
-            }
-        }
-    }
-}
-
 impl Config {
     /// Parses the configuration from the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_vars(&std::env::vars().collect())
+        Self::from_vars(&EnvReader::process_env())
     }
 
     pub fn from_vars(vars: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
-        let mut v = Vars {
-            vars,
-            errors: Vec::new(),
-        };
-        let listen = v.parse("HTSPREP_LISTEN", DEFAULT_LISTEN, |s| {
-            s.parse::<SocketAddr>()
-                .map_err(|e| format!("not an address like 127.0.0.1:8080 ({e})"))
-        });
-        let data_dir = v.parse("HTSPREP_DATA_DIR", DEFAULT_DATA_DIR, |s| {
-            Ok(PathBuf::from(s))
-        });
-        let admin_token = match v.raw("HTSPREP_ADMIN_TOKEN") {
-            None => None,
-            Some(t) if t.len() < 16 => {
-                v.errors.push(VarError {
-                    var: "HTSPREP_ADMIN_TOKEN",
-                    reason: "must be at least 16 characters".into(),
-                });
-                None
-            }
-            Some(t) => Some(t.to_owned()),
-        };
-        if !v.errors.is_empty() {
-            return Err(ConfigError(v.errors));
+        let mut env = EnvReader::new(vars);
+        let listen = env.parse(
+            "HTSPREP_LISTEN",
+            DEFAULT_LISTEN.parse().expect("valid default"),
+            "an address like 127.0.0.1:8080",
+        );
+        let storage = StorageConfig::read(&mut env);
+        let admin_token = env.optional("HTSPREP_ADMIN_TOKEN");
+        if admin_token.as_ref().is_some_and(|t| t.len() < 16) {
+            env.error("HTSPREP_ADMIN_TOKEN", "must be at least 16 characters");
         }
+        env.finish()?;
         Ok(Self {
-            listen: listen.expect("checked"),
-            data_dir: data_dir.expect("checked"),
+            listen,
+            storage,
             admin_token,
         })
-    }
-
-    /// The embedded SQLite database (job store and catalog).
-    pub fn database_path(&self) -> PathBuf {
-        self.data_dir.join("htsprep.db")
-    }
-
-    /// The local artifact directory.
-    pub fn artifacts_dir(&self) -> PathBuf {
-        self.data_dir.join("artifacts")
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
 
     fn vars(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -154,8 +78,11 @@ mod tests {
     fn nothing_set_means_embedded_defaults() {
         let c = Config::from_vars(&vars(&[])).unwrap();
         assert_eq!(c.listen, DEFAULT_LISTEN.parse().unwrap());
-        assert_eq!(c.data_dir, PathBuf::from("./data"));
-        assert_eq!(c.database_path(), PathBuf::from("./data/htsprep.db"));
+        assert_eq!(c.storage.data_dir, PathBuf::from("./data"));
+        assert_eq!(
+            c.storage.database_path(),
+            PathBuf::from("./data/htsprep.db")
+        );
         assert!(c.admin_token.is_none());
     }
 
@@ -170,7 +97,7 @@ mod tests {
         assert_eq!(vars, ["HTSPREP_LISTEN", "HTSPREP_ADMIN_TOKEN"]);
         let text = err.to_string();
         assert!(
-            text.contains("HTSPREP_LISTEN: \"localhost\": not an address"),
+            text.contains("HTSPREP_LISTEN: \"localhost\": expected an address"),
             "{text}"
         );
     }

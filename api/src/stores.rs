@@ -1,26 +1,26 @@
-//! Opens the storage backends the configuration selects.
+//! Opens the storage backends the configuration selects, with the context an operator needs.
 
 use std::sync::Arc;
 
 use anyhow::Context;
-use htsprep_shared::SystemClock;
-use htsprep_shared::catalog::{Catalog, SqliteCatalog};
-use htsprep_shared::jobstore::{JobStore, SqliteJobStore};
+use htsprep_shared::catalog::Catalog;
+use htsprep_shared::jobstore::JobStore;
 
 use crate::config::Config;
 
 pub async fn open_catalog(config: &Config) -> anyhow::Result<Arc<dyn Catalog>> {
-    let path = config.database_path();
-    let catalog = SqliteCatalog::open(&path)
+    config
+        .storage
+        .open_catalog()
         .await
-        .with_context(|| format!("open the embedded catalog at {}", path.display()))?;
-    Ok(Arc::new(catalog))
+        .with_context(|| format!("open the catalog in {}", config.storage.data_dir.display()))
 }
 
 pub async fn open_job_store(config: &Config) -> anyhow::Result<Arc<dyn JobStore>> {
-    let path = config.database_path();
-    let store = SqliteJobStore::open(&path, Arc::new(SystemClock))
-        .await
-        .with_context(|| format!("open the embedded job store at {}", path.display()))?;
-    Ok(Arc::new(store))
+    config.storage.open_job_store().await.with_context(|| {
+        format!(
+            "open the job store in {}",
+            config.storage.data_dir.display()
+        )
+    })
 }

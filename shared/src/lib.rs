@@ -9,6 +9,8 @@ pub mod catalog;
 pub mod clock;
 pub mod domain;
 pub mod jobstore;
+pub mod settings;
 mod sqlite;
+pub mod storage;
 
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -3,7 +3,7 @@
 # htsprep stage: index a coordinate-sorted BAM.
 #
 # Usage:  bam_index.sh IN_BAM
-#   IN_BAM  coordinate-sorted BAM (checked by bam_check_sorted.sh or made by bam_sort.sh).
+#   IN_BAM  a BAM, possibly unsorted (the worker tries it as it is) or made by bam_sort.sh.
 #           The index is written next to it: IN_BAM.bai, or IN_BAM.csi when any @SQ LN is
 #           > 2^29 (536870912), the largest coordinate a BAI can hold.
 # Stdout: one word, "bai" or "csi".
@@ -12,9 +12,8 @@
 #   behind; it is removed here.
 # Env:    TMPDIR (existing per-job dir).
 # Exit:   0 ok; 1 input corrupt/truncated/not BAM (reason on stderr); 2 usage/environment;
-#         4 input is not coordinate-sorted (so a caller may skip bam_check_sorted.sh, try
-#         bam_index.sh first, and on 4 run bam_sort.sh + bam_index.sh: htslib checks order
-#         while indexing and stops at the first out-of-order record).
+#         4 input is not coordinate-sorted (the caller then runs bam_sort.sh + bam_index.sh:
+#         htslib checks order while indexing and stops at the first out-of-order record).
 set -eu
 set -o pipefail
 export LC_ALL=C

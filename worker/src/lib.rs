@@ -1,5 +1,9 @@
 //! The htsprep worker. Architecture invariant: only this crate spawns pipeline processes.
 
+pub mod config;
+mod convert;
 pub mod fetch;
 pub mod job;
 pub mod pipeline;
+pub mod server;
+pub mod service;
