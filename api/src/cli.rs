@@ -21,6 +21,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Serve the HTTP API (with the local worker fleet) until SIGTERM or SIGINT.
+    Serve,
     /// Catalog maintenance: import, list and show registered source files.
     #[command(subcommand)]
     Files(FilesCommand),

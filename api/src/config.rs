@@ -5,6 +5,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
 
 use htsprep_shared::settings::{ConfigError, EnvReader};
 use htsprep_shared::storage::StorageConfig;
@@ -19,6 +21,79 @@ pub struct Config {
     /// `HTSPREP_ADMIN_TOKEN`: bearer token for admin endpoints; admin endpoints are refused
     /// when unset.
     pub admin_token: Option<String>,
+    pub jobs: JobSettings,
+    pub fleet: FleetSettings,
+}
+
+/// How jobs are claimed, retried and bounded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobSettings {
+    /// `HTSPREP_STALE_AFTER_SECONDS`: an active job with no heartbeat for this long is reclaimed
+    /// (default 60).
+    pub stale_after: Duration,
+    /// `HTSPREP_MAX_ATTEMPTS`: attempts per job before it fails for good (default 3).
+    pub max_attempts: u32,
+    /// `HTSPREP_MAX_ACTIVE_WORKFLOWS`: workflows this API drives at once; more get 429 (default 64).
+    pub max_active: usize,
+    /// `HTSPREP_MAX_WAIT_SECONDS`: the longest `?wait=` honoured (default 120).
+    pub max_wait: Duration,
+    /// `HTSPREP_WORKER_WAIT_SECONDS`: how long a job waits for a worker to accept it (default 120).
+    pub worker_wait: Duration,
+    /// `HTSPREP_SORT_MEMORY`: `sort -S` for every job (default 512M).
+    pub sort_memory: u64,
+    /// `HTSPREP_SAMTOOLS_SORT_MEMORY`: `samtools sort -m` for every job (default 512M).
+    pub samtools_sort_memory: u64,
+    /// `WORKFLOW_DURATION_CAP_SECONDS`: a job is killed after this long (default 3600).
+    pub duration_cap: Duration,
+    /// `HTSPREP_RECONCILE_SECONDS`: how often stale jobs are looked for (default 30).
+    pub reconcile_every: Duration,
+    /// `HTSPREP_SHUTDOWN_GRACE_SECONDS`: in-flight dispatches get this long on shutdown (default 25).
+    pub shutdown_grace: Duration,
+}
+
+/// The local fleet: worker processes on this host.
+#[derive(Clone, PartialEq, Eq)]
+pub struct FleetSettings {
+    /// `HTSPREP_WORKER_BIN`: the worker binary (default: `htsprep-worker` beside this binary).
+    pub worker_bin: PathBuf,
+    /// `HTSPREP_MAX_WORKERS`: worker processes at most (default 2).
+    pub max_workers: usize,
+    /// `HTSPREP_WORKER_JOBS`: jobs per worker at once (default 2).
+    pub jobs_per_worker: usize,
+    /// `HTSPREP_WORKER_IDLE_SECONDS`: an idle worker stops after this long (default 120).
+    pub idle_timeout: Duration,
+    /// `HTSPREP_HEARTBEAT_SECONDS`: how often workers heartbeat their job (default 10).
+    pub heartbeat: Duration,
+    /// `HTSPREP_WORKER_TOKEN`: the token workers require on gRPC (default: random per start).
+    pub token: String,
+}
+
+impl fmt::Debug for FleetSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FleetSettings")
+            .field("worker_bin", &self.worker_bin)
+            .field("max_workers", &self.max_workers)
+            .field("jobs_per_worker", &self.jobs_per_worker)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("heartbeat", &self.heartbeat)
+            .field("token", &"<redacted>")
+            .finish()
+    }
+}
+
+fn default_worker_bin() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join("htsprep-worker")))
+        .filter(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from("htsprep-worker"))
+}
+
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err("expected a whole number of at least 1".into()),
+    }
 }
 
 impl fmt::Debug for Config {
@@ -52,11 +127,66 @@ impl Config {
         if admin_token.as_ref().is_some_and(|t| t.len() < 16) {
             env.error("HTSPREP_ADMIN_TOKEN", "must be at least 16 characters");
         }
+        let secs = Duration::from_secs;
+        let jobs = JobSettings {
+            stale_after: env.seconds("HTSPREP_STALE_AFTER_SECONDS", secs(60)),
+            max_attempts: env.parse_with("HTSPREP_MAX_ATTEMPTS", 3u32, |s| {
+                at_least_one(s).map(|n| u32::try_from(n).unwrap_or(u32::MAX))
+            }),
+            max_active: env.parse_with("HTSPREP_MAX_ACTIVE_WORKFLOWS", 64usize, at_least_one),
+            max_wait: env.seconds("HTSPREP_MAX_WAIT_SECONDS", secs(120)),
+            worker_wait: env.seconds("HTSPREP_WORKER_WAIT_SECONDS", secs(120)),
+            sort_memory: env.bytes("HTSPREP_SORT_MEMORY", 512 << 20),
+            samtools_sort_memory: env.bytes("HTSPREP_SAMTOOLS_SORT_MEMORY", 512 << 20),
+            duration_cap: env.seconds("WORKFLOW_DURATION_CAP_SECONDS", secs(3600)),
+            reconcile_every: env.seconds("HTSPREP_RECONCILE_SECONDS", secs(30)),
+            shutdown_grace: env.seconds("HTSPREP_SHUTDOWN_GRACE_SECONDS", secs(25)),
+        };
+        for (var, v) in [
+            ("HTSPREP_SORT_MEMORY", jobs.sort_memory),
+            ("HTSPREP_SAMTOOLS_SORT_MEMORY", jobs.samtools_sort_memory),
+        ] {
+            if v < 1 << 20 {
+                env.error(var, "must be at least 1M");
+            }
+        }
+        for (var, v) in [
+            ("HTSPREP_STALE_AFTER_SECONDS", jobs.stale_after),
+            ("WORKFLOW_DURATION_CAP_SECONDS", jobs.duration_cap),
+            ("HTSPREP_RECONCILE_SECONDS", jobs.reconcile_every),
+        ] {
+            if v.is_zero() {
+                env.error(var, "must be at least 1");
+            }
+        }
+        let fleet = FleetSettings {
+            worker_bin: env.parse_with("HTSPREP_WORKER_BIN", default_worker_bin(), |s| {
+                Ok(PathBuf::from(s))
+            }),
+            max_workers: env.parse_with("HTSPREP_MAX_WORKERS", 2usize, at_least_one),
+            jobs_per_worker: env.parse_with("HTSPREP_WORKER_JOBS", 2usize, at_least_one),
+            idle_timeout: env.seconds("HTSPREP_WORKER_IDLE_SECONDS", secs(120)),
+            heartbeat: env.seconds("HTSPREP_HEARTBEAT_SECONDS", secs(10)),
+            token: env
+                .optional("HTSPREP_WORKER_TOKEN")
+                .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string()),
+        };
+        if fleet.heartbeat.is_zero() || fleet.heartbeat >= jobs.stale_after {
+            env.error(
+                "HTSPREP_HEARTBEAT_SECONDS",
+                format!(
+                    "must be at least 1 and below HTSPREP_STALE_AFTER_SECONDS ({}s)",
+                    jobs.stale_after.as_secs()
+                ),
+            );
+        }
         env.finish()?;
         Ok(Self {
             listen,
             storage,
             admin_token,
+            jobs,
+            fleet,
         })
     }
 }

@@ -3,4 +3,10 @@
 
 pub mod cli;
 pub mod config;
+pub mod executor;
+pub mod fleet;
+pub mod http;
+pub mod reconciler;
+pub mod server;
 pub mod stores;
+pub mod upstream;

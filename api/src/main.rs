@@ -2,6 +2,25 @@ use clap::Parser;
 use htsprep_api::cli::{Cli, Command};
 use htsprep_api::config::Config;
 
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("install SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM"),
+        _ = int.recv() => tracing::info!("SIGINT"),
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("bind {}", config.listen))?;
+    println!("htsprep-api listening on http://{}", listener.local_addr()?);
+    htsprep_api::server::serve(config, listener, wait_for_signal()).await
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
@@ -20,6 +39,7 @@ async fn main() -> std::process::ExitCode {
         }
     };
     let result = match cli.command {
+        Command::Serve => serve(config).await.map(|()| 0),
         Command::Files(cmd) => cmd.run(&config).await,
         Command::Jobs(cmd) => cmd.run(&config).await,
     };

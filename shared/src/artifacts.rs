@@ -21,7 +21,7 @@ use futures::stream::BoxStream;
 
 pub use error::ArtifactError;
 pub use key::{ArtifactKey, KeyError};
-pub use local::LocalArtifactStore;
+pub use local::{LocalArtifactStore, READ_CHUNK, read_file_range};
 pub use range::{GetRange, RangeError};
 
 /// What is known of a stored object without reading it.

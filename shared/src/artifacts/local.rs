@@ -74,6 +74,61 @@ fn io_err(action: &'static str, key: &ArtifactKey, source: std::io::Error) -> Ar
     }
 }
 
+/// Streams (part of) a local file, in chunks of [`READ_CHUNK`]. `name` is what errors call it.
+pub async fn read_file_range(
+    path: &Path,
+    name: &str,
+    range: Option<GetRange>,
+) -> Result<GetResult, ArtifactError> {
+    let not_found = || ArtifactError::NotFound {
+        key: name.to_owned(),
+    };
+    let io = |action: &'static str, source: std::io::Error| {
+        if matches!(
+            source.kind(),
+            std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+        ) {
+            not_found()
+        } else {
+            ArtifactError::Io {
+                action,
+                key: name.to_owned(),
+                source,
+            }
+        }
+    };
+    let mut file = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| io("open", e))?;
+    let md = file.metadata().await.map_err(|e| io("stat", e))?;
+    if !md.is_file() {
+        return Err(not_found());
+    }
+    let meta = meta_of(&md);
+    let range = match range {
+        Some(r) => r.as_range(meta.size)?,
+        None => 0..meta.size,
+    };
+    if range.start > 0 {
+        file.seek(SeekFrom::Start(range.start))
+            .await
+            .map_err(|e| io("seek", e))?;
+    }
+    let owned = name.to_owned();
+    let stream = ReaderStream::with_capacity(file.take(range.end - range.start), READ_CHUNK)
+        .map_err(move |source| ArtifactError::Io {
+            action: "read",
+            key: owned.clone(),
+            source,
+        })
+        .boxed();
+    Ok(GetResult {
+        meta,
+        range,
+        stream,
+    })
+}
+
 /// Removes a staging file unless it was renamed into place (also on cancellation).
 struct StagingGuard(Option<PathBuf>);
 
@@ -104,38 +159,7 @@ impl ArtifactStore for LocalArtifactStore {
         key: &ArtifactKey,
         range: Option<GetRange>,
     ) -> Result<GetResult, ArtifactError> {
-        let mut file = tokio::fs::File::open(self.path_of(key))
-            .await
-            .map_err(|e| io_err("open", key, e))?;
-        let md = file.metadata().await.map_err(|e| io_err("stat", key, e))?;
-        if !md.is_file() {
-            return Err(ArtifactError::NotFound {
-                key: key.to_string(),
-            });
-        }
-        let meta = meta_of(&md);
-        let range = match range {
-            Some(r) => r.as_range(meta.size)?,
-            None => 0..meta.size,
-        };
-        if range.start > 0 {
-            file.seek(SeekFrom::Start(range.start))
-                .await
-                .map_err(|e| io_err("seek", key, e))?;
-        }
-        let owned_key = key.to_string();
-        let stream = ReaderStream::with_capacity(file.take(range.end - range.start), READ_CHUNK)
-            .map_err(move |source| ArtifactError::Io {
-                action: "read",
-                key: owned_key.clone(),
-                source,
-            })
-            .boxed();
-        Ok(GetResult {
-            meta,
-            range,
-            stream,
-        })
+        read_file_range(&self.path_of(key), key.as_str(), range).await
     }
 
     async fn put_file(&self, key: &ArtifactKey, src: &Path) -> Result<ObjectMeta, ArtifactError> {

@@ -1,0 +1,157 @@
+//! Following one job through its attempts.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use htsprep_shared::domain::{FileRecord, JobFailure, JobRecord};
+use htsprep_shared::jobstore::{Fence, JobStoreExt};
+
+use super::Executor;
+use super::dispatch::{Dispatch, dispatch};
+use super::request::run_job_request;
+use crate::fleet::{ProvisionError, ProvisionRequest};
+
+/// How one attempt ended, from the API's side.
+enum Attempt {
+    /// A worker took the job and reported its end (the job store has the outcome).
+    Followed,
+    /// It may work on another attempt.
+    Retry(String),
+    /// It cannot work.
+    Fatal(String),
+}
+
+pub(super) async fn drive(exec: &Executor, file: FileRecord, mut job: JobRecord) {
+    let inner = &exec.inner;
+    loop {
+        if inner.shutdown.is_cancelled() {
+            return;
+        }
+        let attempt = run_attempt(exec, &file, &job).await;
+        let current = match inner.store.get(&job.job_id).await {
+            Ok(j) => j,
+            Err(e) => {
+                tracing::error!(job_id = %job.job_id, error = %e, "cannot read the job back; the reconciler will pick it up");
+                return;
+            }
+        };
+        if !current.active {
+            return;
+        }
+        let fence = Fence::of(&job);
+        let reason = match attempt {
+            Attempt::Followed if current.lease == job.lease => {
+                "the worker ended the job without releasing it".to_owned()
+            }
+            Attempt::Followed => {
+                // The worker handed the job back (a new lease, attempt + 1): drive that attempt.
+                if current.attempt > inner.settings.max_attempts {
+                    give_up(
+                        exec,
+                        &Fence::of(&current),
+                        &current,
+                        "the job was handed back too often",
+                    )
+                    .await;
+                    return;
+                }
+                job = current;
+                continue;
+            }
+            Attempt::Retry(reason) => reason,
+            Attempt::Fatal(reason) => {
+                let mut f = JobFailure::new(reason);
+                f.retryable = false;
+                if let Err(e) = inner.store.fail(&fence, f).await {
+                    tracing::warn!(job_id = %job.job_id, error = %e, "could not fail the job");
+                }
+                return;
+            }
+        };
+        if current.lease != job.lease {
+            // Someone else (a worker's hand-back, the reconciler) moved the job on.
+            job = current;
+            continue;
+        }
+        if current.attempt >= inner.settings.max_attempts {
+            give_up(exec, &fence, &current, &reason).await;
+            return;
+        }
+        tracing::warn!(job_id = %job.job_id, attempt = current.attempt, %reason, "retrying the job");
+        match inner.store.reschedule(&fence, &reason).await {
+            Ok(next) => job = next,
+            Err(e) => {
+                tracing::warn!(job_id = %job.job_id, error = %e, "could not reschedule; leaving it to the reconciler");
+                return;
+            }
+        }
+    }
+}
+
+async fn give_up(exec: &Executor, fence: &Fence, job: &JobRecord, reason: &str) {
+    let mut f = JobFailure::new(format!(
+        "gave up after {} attempt(s): {reason}",
+        job.attempt
+    ));
+    f.retryable = true;
+    if let Err(e) = exec.inner.store.fail(fence, f).await {
+        tracing::warn!(job_id = %job.job_id, error = %e, "could not fail the job");
+    }
+}
+
+async fn run_attempt(exec: &Executor, file: &FileRecord, job: &JobRecord) -> Attempt {
+    let inner = &exec.inner;
+    let deadline = tokio::time::Instant::now() + inner.settings.worker_wait;
+    let req = ProvisionRequest {
+        workflow_key: job.workflow_key.clone(),
+        job_id: job.job_id.clone(),
+        attempt: job.attempt,
+    };
+    let mut subscription = inner.discovery.subscribe();
+    let request = run_job_request(file, job, &inner.settings);
+    let mut last_decline = String::from("no worker is available");
+    loop {
+        // Idempotent per attempt: a fleet at its maximum just says yes; a busy one may grow.
+        {
+            match inner.provisioner.provision(&req).await {
+                Ok(()) => {}
+                Err(ProvisionError::Permanent(m)) => {
+                    return Attempt::Fatal(format!("cannot start a worker: {m}"));
+                }
+                Err(e @ ProvisionError::Capacity { .. }) => {
+                    last_decline = e.to_string();
+                    if tokio::time::Instant::now() >= deadline {
+                        return Attempt::Retry(last_decline);
+                    }
+                    let wait = match e {
+                        ProvisionError::Capacity { retry_after, .. } => retry_after,
+                        ProvisionError::Permanent(_) => Duration::from_secs(1),
+                    };
+                    tokio::time::sleep(wait.min(Duration::from_secs(5))).await;
+                    continue;
+                }
+            }
+        }
+        for worker in subscription.current() {
+            inner.dispatches.fetch_add(1, Ordering::Relaxed);
+            match dispatch(&worker, &inner.worker_token, request.clone()).await {
+                Dispatch::Followed => return Attempt::Followed,
+                Dispatch::Broken(reason) => return Attempt::Retry(reason),
+                Dispatch::Rejected(reason) => return Attempt::Fatal(reason),
+                Dispatch::Declined(reason) => last_decline = reason,
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Attempt::Retry(format!(
+                "no worker accepted the job within {}s ({last_decline})",
+                inner.settings.worker_wait.as_secs()
+            ));
+        }
+        // Wait for the fleet to change, or retry busy workers shortly.
+        tokio::select! {
+            _ = subscription.next() => {}
+            () = tokio::time::sleep(Duration::from_millis(250)) => {}
+            () = inner.shutdown.cancelled() => return Attempt::Retry("the API is shutting down".into()),
+        }
+    }
+}

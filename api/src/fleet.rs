@@ -1,0 +1,70 @@
+//! The fleet seams: a [`Provisioner`] starts workers for workflows, a [`Discovery`] reports the
+//! healthy ones as they come and go. The local fleet (worker processes on this host) implements
+//! both; ECS implements them with `RunTask` and `ListTasks`/`DescribeTasks`.
+
+mod local;
+mod worker_set;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use htsprep_shared::domain::JobId;
+
+pub use local::{LocalFleet, LocalFleetConfig};
+pub use worker_set::{Subscription, WorkerEvent, WorkerSet};
+
+/// A worker that can take jobs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkerInfo {
+    /// Unique within its provider (a process id, a task ARN).
+    pub id: String,
+    /// `local` or `ecs`.
+    pub provider: String,
+    /// The gRPC address, `host:port`.
+    pub address: String,
+}
+
+/// A request for capacity to run one attempt of one workflow.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProvisionRequest {
+    pub workflow_key: String,
+    pub job_id: JobId,
+    pub attempt: u32,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ProvisionError {
+    /// No capacity now (a worker maximum, a cloud capacity error, throttling): try again later.
+    #[error("no worker capacity: {message}")]
+    Capacity {
+        message: String,
+        retry_after: Duration,
+    },
+    /// Retrying cannot help (bad configuration, missing permissions).
+    #[error("cannot start workers: {0}")]
+    Permanent(String),
+}
+
+impl ProvisionError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, ProvisionError::Capacity { .. })
+    }
+}
+
+#[async_trait]
+pub trait Provisioner: Send + Sync + std::fmt::Debug {
+    /// Makes sure a worker will be available for this request. Concurrent requests for the same
+    /// workflow key share one call and its result.
+    async fn provision(&self, req: &ProvisionRequest) -> Result<(), ProvisionError>;
+
+    /// How many workers this provisioner has started (for metrics and tests).
+    fn started(&self) -> u64;
+
+    /// Stops every worker it started and waits for them (on shutdown).
+    async fn shutdown(&self);
+}
+
+pub trait Discovery: Send + Sync + std::fmt::Debug {
+    /// The healthy workers now, then every change. Late subscribers get the current set first.
+    fn subscribe(&self) -> Subscription;
+}

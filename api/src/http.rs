@@ -1,0 +1,68 @@
+//! The HTTP API: data and index serving with exact Range semantics, the cold path, jobs, the
+//! catalog, health and metrics. Errors become responses in one place (`error.rs`).
+
+mod admin;
+mod data;
+pub mod error;
+mod files;
+mod jobs;
+mod ops;
+pub mod range;
+pub mod serve;
+mod state;
+mod view;
+
+use axum::Router;
+use axum::http::{Method, header};
+use axum::routing::get;
+use tower_http::cors::{Any, CorsLayer};
+
+pub use state::AppState;
+
+/// The whole API.
+pub fn router(state: AppState) -> Router {
+    let cors = CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([
+            Method::GET,
+            Method::HEAD,
+            Method::POST,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
+        .allow_headers([
+            header::RANGE,
+            header::IF_RANGE,
+            header::IF_NONE_MATCH,
+            header::IF_MODIFIED_SINCE,
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+        ])
+        .expose_headers([
+            header::CONTENT_RANGE,
+            header::CONTENT_LENGTH,
+            header::ACCEPT_RANGES,
+            header::ETAG,
+            header::LOCATION,
+            header::RETRY_AFTER,
+            header::LAST_MODIFIED,
+        ])
+        .max_age(std::time::Duration::from_secs(86_400));
+    Router::new()
+        .route("/data/{dcc}/{local_id}", get(data::data))
+        .route("/data/{dcc}/{local_id}/status", get(data::status))
+        .route("/index/{dcc}/{local_id}", get(data::index))
+        .route("/jobs", get(jobs::list))
+        .route("/jobs/{job_id}", get(jobs::get))
+        .route("/files", get(files::list).post(files::import))
+        .route(
+            "/files/{dcc}/{local_id}",
+            get(files::get).delete(files::delete),
+        )
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .fallback(ops::not_found)
+        .with_state(state)
+        .layer(cors)
+}

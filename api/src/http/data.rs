@@ -1,0 +1,371 @@
+//! `/data/{dcc}/{local_id}`, `/index/{dcc}/{local_id}` and `/data/{dcc}/{local_id}/status`: the
+//! hot path (serve a published artifact by range) and the cold path (claim, 202, `?wait`).
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use htsprep_shared::artifacts::{ArtifactKey, ArtifactStore};
+use htsprep_shared::domain::{
+    AccessUrl, ArtifactKind, FileRecord, Format, Ident, JobStatus, Processor, SidecarKind,
+    cache_key,
+};
+
+use super::AppState;
+use super::error::ApiError;
+use super::serve::{ArtifactOpener, serve};
+use super::view::JobView;
+use crate::executor::ExecError;
+use crate::upstream::UpstreamOpener;
+
+/// Where a file's bytes come from.
+enum Target {
+    /// Prepared artifacts in the artifact store.
+    Artifacts {
+        data: ArtifactKey,
+        index: ArtifactKey,
+    },
+    /// The source itself: passthrough formats, and sources that come with an upstream index.
+    Upstream { index: Option<AccessUrl> },
+}
+
+fn target(file: &FileRecord) -> Result<Target, ApiError> {
+    let processor = file.format.processor();
+    if processor == Processor::Passthrough {
+        return Ok(Target::Upstream { index: None });
+    }
+    // A source that is already indexed upstream is served as it is, with its own index.
+    let sidecar_kinds: &[SidecarKind] = match file.format {
+        Format::Bam => &[SidecarKind::Bai, SidecarKind::Csi],
+        Format::Vcf | Format::Gff | Format::Bed | Format::NarrowPeak | Format::BroadPeak => {
+            &[SidecarKind::Tbi, SidecarKind::Csi]
+        }
+        _ => &[],
+    };
+    if let Some(url) = sidecar_kinds.iter().find_map(|k| file.sidecars.get(k)) {
+        return Ok(Target::Upstream {
+            index: Some(url.clone()),
+        });
+    }
+    let key = |kind| {
+        ArtifactKey::parse(&cache_key(
+            &file.dcc,
+            &file.local_id,
+            kind,
+            processor,
+            &file.md5,
+        ))
+        .map_err(|e| ApiError::Internal(format!("bad cache key: {e}")))
+    };
+    Ok(Target::Artifacts {
+        data: key(ArtifactKind::Data)?,
+        index: key(ArtifactKind::Index)?,
+    })
+}
+
+fn content_type(format: Format, kind: ArtifactKind, upstream: bool) -> &'static str {
+    match (format, kind, upstream) {
+        (Format::Csv, ArtifactKind::Data, true) => "text/csv",
+        (Format::Tsv, ArtifactKind::Data, true) => "text/tab-separated-values",
+        _ => "application/octet-stream",
+    }
+}
+
+struct DataQuery {
+    wait: Option<Duration>,
+    raw: bool,
+}
+
+fn parse_query(q: &HashMap<String, String>, max_wait: Duration) -> Result<DataQuery, ApiError> {
+    let wait = match q.get("wait") {
+        None => None,
+        Some(v) => {
+            let secs: u64 = v.parse().map_err(|_| {
+                ApiError::BadRequest(format!("wait={v:?} is not a whole number of seconds"))
+            })?;
+            Some(Duration::from_secs(secs).min(max_wait))
+        }
+    };
+    let raw = match q.get("raw").map(String::as_str) {
+        None | Some("false" | "0") => false,
+        Some("true" | "1" | "") => true,
+        Some(v) => {
+            return Err(ApiError::BadRequest(format!(
+                "raw={v:?} must be true or false"
+            )));
+        }
+    };
+    Ok(DataQuery { wait, raw })
+}
+
+async fn lookup(state: &AppState, dcc: &str, local_id: &str) -> Result<FileRecord, ApiError> {
+    let dcc = Ident::parse(dcc).map_err(|e| ApiError::BadRequest(format!("dcc: {e}")))?;
+    let local_id =
+        Ident::parse(local_id).map_err(|e| ApiError::BadRequest(format!("local_id: {e}")))?;
+    Ok(state.catalog.get(&dcc, &local_id).await?)
+}
+
+pub(crate) async fn data(
+    State(state): State<AppState>,
+    method: Method,
+    headers: HeaderMap,
+    Path((dcc, local_id)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    handle(
+        &state,
+        &method,
+        &headers,
+        &dcc,
+        &local_id,
+        &q,
+        ArtifactKind::Data,
+    )
+    .await
+}
+
+pub(crate) async fn index(
+    State(state): State<AppState>,
+    method: Method,
+    headers: HeaderMap,
+    Path((dcc, local_id)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    handle(
+        &state,
+        &method,
+        &headers,
+        &dcc,
+        &local_id,
+        &q,
+        ArtifactKind::Index,
+    )
+    .await
+}
+
+async fn handle(
+    state: &AppState,
+    method: &Method,
+    headers: &HeaderMap,
+    dcc: &str,
+    local_id: &str,
+    q: &HashMap<String, String>,
+    kind: ArtifactKind,
+) -> Result<Response, ApiError> {
+    let q = parse_query(q, state.executor.settings().max_wait)?;
+    let file = lookup(state, dcc, local_id).await?;
+    if q.raw {
+        let url = match kind {
+            ArtifactKind::Data => Some(file.access_url.clone()),
+            ArtifactKind::Index => file.sidecars.values().next().cloned(),
+        };
+        let url = url.ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "{dcc}/{local_id} has no upstream index; drop raw=true to get the prepared one"
+            ))
+        })?;
+        return serve_upstream(state, method, headers, &file, kind, &url).await;
+    }
+    match target(&file)? {
+        Target::Upstream { index } => {
+            let url = match kind {
+                ArtifactKind::Data => file.access_url.clone(),
+                ArtifactKind::Index => index.ok_or_else(|| {
+                    ApiError::NotFound(format!(
+                        "{} files have no index; fetch /data/{dcc}/{local_id}",
+                        file.format
+                    ))
+                })?,
+            };
+            serve_upstream(state, method, headers, &file, kind, &url).await
+        }
+        Target::Artifacts { data, index } => {
+            let key = match kind {
+                ArtifactKind::Data => &data,
+                ArtifactKind::Index => &index,
+            };
+            if is_ready(state, &index).await? {
+                match serve_artifact(state, method, headers, key).await {
+                    Err(ApiError::NotFound(_)) => {
+                        // Deleted behind our back: forget it and prepare it again.
+                        state.ready.write().expect("ready lock").remove(&index);
+                    }
+                    other => return other,
+                }
+            }
+            if *method == Method::HEAD {
+                return Err(ApiError::NotReady(format!(
+                    "{dcc}/{local_id} is not prepared yet; a GET starts preparing it"
+                )));
+            }
+            cold(state, method, headers, &file, key, &index, q.wait).await
+        }
+    }
+}
+
+async fn is_ready(state: &AppState, index: &ArtifactKey) -> Result<bool, ApiError> {
+    if state.ready.read().expect("ready lock").contains(index) {
+        return Ok(true);
+    }
+    let exists = state.artifacts.exists(index).await?;
+    if exists {
+        state
+            .ready
+            .write()
+            .expect("ready lock")
+            .insert(index.clone());
+    }
+    Ok(exists)
+}
+
+async fn serve_artifact(
+    state: &AppState,
+    method: &Method,
+    headers: &HeaderMap,
+    key: &ArtifactKey,
+) -> Result<Response, ApiError> {
+    let opener = ArtifactOpener {
+        store: state.artifacts.as_ref() as &dyn ArtifactStore,
+        key,
+    };
+    let resp = serve(method, headers, "application/octet-stream", &opener).await;
+    count(state, &resp);
+    resp
+}
+
+async fn serve_upstream(
+    state: &AppState,
+    method: &Method,
+    headers: &HeaderMap,
+    file: &FileRecord,
+    kind: ArtifactKind,
+    url: &AccessUrl,
+) -> Result<Response, ApiError> {
+    let opener = UpstreamOpener {
+        client: &state.http,
+        url,
+        etag: (kind == ArtifactKind::Data && url == &file.access_url).then(|| file.md5.to_string()),
+    };
+    let resp = serve(
+        method,
+        headers,
+        content_type(file.format, kind, true),
+        &opener,
+    )
+    .await;
+    count(state, &resp);
+    resp
+}
+
+fn count(state: &AppState, resp: &Result<Response, ApiError>) {
+    let m = &state.metrics;
+    match resp {
+        Ok(r) if r.status() == StatusCode::PARTIAL_CONTENT => {
+            m.served_partial.fetch_add(1, Ordering::Relaxed)
+        }
+        Ok(_) => m.served_full.fetch_add(1, Ordering::Relaxed),
+        Err(ApiError::RangeNotSatisfiable { .. }) => {
+            m.not_satisfiable.fetch_add(1, Ordering::Relaxed)
+        }
+        Err(_) => 0,
+    };
+}
+
+fn accepted(job: JobView) -> Response {
+    let location = job.location.clone();
+    let body = serde_json::json!({
+        "job_id": job.job_id,
+        "status": job.status,
+        "attempt": job.attempt,
+        "progress": job.progress,
+        "location": location,
+    });
+    let mut resp = (StatusCode::ACCEPTED, axum::Json(body)).into_response();
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        h.insert(header::LOCATION, v);
+    }
+    h.insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+    resp
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn cold(
+    state: &AppState,
+    method: &Method,
+    headers: &HeaderMap,
+    file: &FileRecord,
+    key: &ArtifactKey,
+    index: &ArtifactKey,
+    wait: Option<Duration>,
+) -> Result<Response, ApiError> {
+    state.metrics.cold_requests.fetch_add(1, Ordering::Relaxed);
+    let claim = state.executor.ensure(file).await.map_err(|e| match e {
+        ExecError::TooBusy(_) => ApiError::TooBusy {
+            retry_after: Duration::from_secs(10),
+        },
+        ExecError::Draining => ApiError::Draining {
+            retry_after: Duration::from_secs(5),
+        },
+        ExecError::Store(e) => e.into(),
+    })?;
+    let job_id = claim.job.job_id.clone();
+    let Some(wait) = wait else {
+        return Ok(accepted(claim.job.into()));
+    };
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut pause = Duration::from_millis(50);
+    loop {
+        let job = state.store.get(&job_id).await?;
+        match job.status {
+            JobStatus::Completed => {
+                if is_ready(state, index).await? {
+                    return serve_artifact(state, method, headers, key).await;
+                }
+                return Err(ApiError::Internal(format!(
+                    "job {job_id} completed but its index is missing"
+                )));
+            }
+            JobStatus::Failed => {
+                let reason = job.error.map(|e| e.message).unwrap_or_default();
+                return Err(ApiError::JobFailed {
+                    job_id: job_id.to_string(),
+                    message: format!("preparing {}/{} failed: {reason}", file.dcc, file.local_id),
+                });
+            }
+            _ => {}
+        }
+        if tokio::time::Instant::now() + pause > deadline {
+            return Ok(accepted(job.into()));
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(500));
+    }
+}
+
+pub(crate) async fn status(
+    State(state): State<AppState>,
+    Path((dcc, local_id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let file = lookup(&state, &dcc, &local_id).await?;
+    let (ready, active) = match target(&file)? {
+        Target::Upstream { .. } => (true, None),
+        Target::Artifacts { index, .. } => {
+            let ready = is_ready(&state, &index).await?;
+            let key = htsprep_shared::domain::workflow_key(&file);
+            let active = state.store.find_active(&key).await?.map(JobView::from);
+            (ready, active)
+        }
+    };
+    Ok(axum::Json(serde_json::json!({
+        "dcc": file.dcc,
+        "local_id": file.local_id,
+        "format": file.format,
+        "ready": ready,
+        "job": active,
+    }))
+    .into_response())
+}

@@ -1,0 +1,97 @@
+//! Liveness, readiness, metrics, and the JSON 404 for unknown paths.
+
+use std::sync::atomic::Ordering;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use htsprep_shared::catalog::CatalogQuery;
+use htsprep_shared::jobstore::ListQuery;
+
+use super::AppState;
+use super::admin::require_admin;
+use super::error::ApiError;
+
+pub(crate) async fn healthz() -> Response {
+    axum::Json(serde_json::json!({"status": "ok"})).into_response()
+}
+
+/// Ready when the stores answer and the API is not draining.
+pub(crate) async fn readyz(State(state): State<AppState>) -> Result<Response, ApiError> {
+    if state.executor.is_draining() {
+        return Err(ApiError::Draining {
+            retry_after: std::time::Duration::from_secs(5),
+        });
+    }
+    state
+        .catalog
+        .list(&CatalogQuery {
+            limit: Some(1),
+            ..Default::default()
+        })
+        .await?;
+    state
+        .store
+        .list(&ListQuery {
+            limit: Some(1),
+            ..Default::default()
+        })
+        .await?;
+    Ok(axum::Json(serde_json::json!({"status": "ready"})).into_response())
+}
+
+/// Prometheus text format.
+pub(crate) async fn metrics(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    require_admin(&state, &headers)?;
+    let m = &state.metrics;
+    let e = state.executor.stats();
+    let lines = [
+        (
+            "htsprep_served_full_total",
+            "counter",
+            m.served_full.load(Ordering::Relaxed),
+        ),
+        (
+            "htsprep_served_partial_total",
+            "counter",
+            m.served_partial.load(Ordering::Relaxed),
+        ),
+        (
+            "htsprep_range_not_satisfiable_total",
+            "counter",
+            m.not_satisfiable.load(Ordering::Relaxed),
+        ),
+        (
+            "htsprep_cold_requests_total",
+            "counter",
+            m.cold_requests.load(Ordering::Relaxed),
+        ),
+        ("htsprep_jobs_created_total", "counter", e.claims_created),
+        ("htsprep_dispatches_total", "counter", e.dispatches),
+        (
+            "htsprep_workers_started_total",
+            "counter",
+            e.workers_started,
+        ),
+        ("htsprep_jobs_driving", "gauge", e.driving as u64),
+    ];
+    let mut text = String::new();
+    for (name, kind, value) in lines {
+        text.push_str(&format!("# TYPE {name} {kind}\n{name} {value}\n"));
+    }
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
+}
+
+pub(crate) async fn not_found(uri: Uri) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        axum::Json(serde_json::json!({
+            "error": "not_found",
+            "message": format!("no route for {}; see /data/{{dcc}}/{{local_id}}, /index/..., /jobs/{{id}}, /files", uri.path()),
+        })),
+    )
+        .into_response()
+}

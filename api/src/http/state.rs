@@ -1,0 +1,32 @@
+use std::collections::HashSet;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, RwLock};
+
+use htsprep_shared::artifacts::{ArtifactKey, ArtifactStore};
+use htsprep_shared::catalog::Catalog;
+use htsprep_shared::jobstore::JobStore;
+
+use crate::executor::Executor;
+
+/// What every handler shares.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub catalog: Arc<dyn Catalog>,
+    pub store: Arc<dyn JobStore>,
+    pub artifacts: Arc<dyn ArtifactStore>,
+    pub executor: Executor,
+    pub http: reqwest::Client,
+    pub admin_token: Option<Arc<str>>,
+    /// Index keys known to be published. Keys are content-addressed, so once an index exists the
+    /// workflow is ready for good (an operator deleting artifacts is noticed on the next read).
+    pub ready: Arc<RwLock<HashSet<ArtifactKey>>>,
+    pub metrics: Arc<Metrics>,
+}
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub served_full: AtomicU64,
+    pub served_partial: AtomicU64,
+    pub cold_requests: AtomicU64,
+    pub not_satisfiable: AtomicU64,
+}

@@ -1,0 +1,116 @@
+//! `htsprep-api serve`: open the stores, start the fleet, the executor and the reconciler, serve
+//! HTTP until the shutdown signal, then drain.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::{Arc, RwLock};
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::executor::Executor;
+use crate::fleet::{Discovery, LocalFleet, LocalFleetConfig, Provisioner};
+use crate::http::{AppState, router};
+use crate::{reconciler, stores};
+
+/// Everything `serve` runs, for tests that want to look inside.
+pub struct Running {
+    pub state: AppState,
+    pub fleet: LocalFleet,
+}
+
+fn absolute(p: &std::path::Path) -> std::path::PathBuf {
+    if p.is_absolute() {
+        p.to_owned()
+    } else {
+        std::env::current_dir()
+            .map(|d| d.join(p))
+            .unwrap_or_else(|_| p.to_owned())
+    }
+}
+
+/// Builds the service's parts from its configuration.
+pub async fn build(config: &Config) -> anyhow::Result<Running> {
+    let catalog = stores::open_catalog(config).await?;
+    let store = stores::open_job_store(config).await?;
+    let artifacts = config.storage.open_artifact_store().with_context(|| {
+        format!(
+            "open the artifact store in {}",
+            config.storage.data_dir.display()
+        )
+    })?;
+    let fleet = LocalFleet::new(LocalFleetConfig {
+        worker_bin: config.fleet.worker_bin.clone(),
+        data_dir: absolute(&config.storage.data_dir),
+        max_workers: config.fleet.max_workers,
+        jobs_per_worker: config.fleet.jobs_per_worker,
+        idle_timeout: config.fleet.idle_timeout,
+        heartbeat: config.fleet.heartbeat,
+        drain_grace: config.jobs.shutdown_grace,
+        token: config.fleet.token.clone(),
+        start_timeout: std::time::Duration::from_secs(15),
+    });
+    let executor = Executor::new(
+        Arc::clone(&store),
+        Arc::new(fleet.clone()) as Arc<dyn Provisioner>,
+        Arc::new(fleet.clone()) as Arc<dyn Discovery>,
+        config.jobs.clone(),
+        config.fleet.token.clone(),
+    );
+    let state = AppState {
+        catalog,
+        store,
+        artifacts,
+        executor,
+        http: reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .build()
+            .context("build the HTTP client")?,
+        admin_token: config.admin_token.as_deref().map(Arc::from),
+        ready: Arc::new(RwLock::new(HashSet::new())),
+        metrics: Arc::default(),
+    };
+    Ok(Running { state, fleet })
+}
+
+/// Serves until `shutdown` resolves, then drains.
+pub async fn serve(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    if !config.fleet.worker_bin.exists() && config.fleet.worker_bin.components().count() > 1 {
+        anyhow::bail!(
+            "the worker binary {} does not exist; build it (cargo build --bins) or set HTSPREP_WORKER_BIN",
+            config.fleet.worker_bin.display()
+        );
+    }
+    let Running { state, fleet } = build(&config).await?;
+    let stop = CancellationToken::new();
+    let reconciler = tokio::spawn(reconciler::run(
+        Arc::clone(&state.store),
+        Arc::clone(&state.catalog),
+        state.executor.clone(),
+        stop.clone(),
+    ));
+    let executor = state.executor.clone();
+    tracing::info!(addr = %listener.local_addr()?, data_dir = %config.storage.data_dir.display(), "htsprep-api serving");
+    let app = router(state);
+    let draining = executor.clone();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down: no new work");
+            draining.begin_drain_soft();
+        })
+        .await
+        .context("HTTP server")?;
+    stop.cancel();
+    let _ = reconciler.await;
+    executor.shutdown(config.jobs.shutdown_grace).await;
+    fleet.shutdown().await;
+    tracing::info!("htsprep-api stopped");
+    Ok(())
+}

@@ -1,0 +1,207 @@
+//! Reading a catalog source (or its upstream sidecar) by byte range, for passthrough formats,
+//! `?raw=true` and upstream indexes. `file://` is read directly; `http(s)://` forwards the Range
+//! and, if the origin ignores it, slices the full response itself (a mid-file range never
+//! becomes a 200).
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use futures::{StreamExt, TryStreamExt};
+use htsprep_shared::artifacts::{ArtifactError, GetRange, GetResult, ObjectMeta, read_file_range};
+use htsprep_shared::domain::AccessUrl;
+
+use crate::http::error::ApiError;
+use crate::http::serve::Opener;
+
+pub struct UpstreamOpener<'a> {
+    pub client: &'a reqwest::Client,
+    pub url: &'a AccessUrl,
+    /// A content-derived validator (the catalog md5) when one is known.
+    pub etag: Option<String>,
+}
+
+fn upstream_err(url: &AccessUrl, e: impl std::fmt::Display) -> ApiError {
+    let mut u = url.as_url().clone();
+    u.set_query(None);
+    ApiError::Upstream(format!("the source {u} could not be read: {e}"))
+}
+
+fn with_etag(mut got: GetResult, etag: &Option<String>) -> GetResult {
+    if let Some(e) = etag {
+        got.meta.etag = e.clone();
+    }
+    got
+}
+
+fn parse_content_range(v: &str) -> Option<(u64, u64, u64)> {
+    let rest = v.strip_prefix("bytes ")?;
+    let (range, total) = rest.split_once('/')?;
+    let (a, b) = range.split_once('-')?;
+    Some((a.parse().ok()?, b.parse().ok()?, total.parse().ok()?))
+}
+
+impl UpstreamOpener<'_> {
+    async fn http_get(&self, range: Option<GetRange>) -> Result<GetResult, ApiError> {
+        let url = self.url.as_url().clone();
+        let mut req = self.client.get(url);
+        if let Some(r) = &range {
+            req = req.header(reqwest::header::RANGE, r.to_string());
+        }
+        let resp = req.send().await.map_err(|e| upstream_err(self.url, e))?;
+        let status = resp.status();
+        let last_modified = resp
+            .headers()
+            .get(reqwest::header::LAST_MODIFIED)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| httpdate::parse_http_date(v).ok())
+            .map(DateTime::<Utc>::from)
+            .unwrap_or_default();
+        let origin_etag = resp
+            .headers()
+            .get(reqwest::header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.trim_start_matches("W/").trim_matches('"').to_owned());
+        let content_range = resp
+            .headers()
+            .get(reqwest::header::CONTENT_RANGE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        if status == reqwest::StatusCode::RANGE_NOT_SATISFIABLE {
+            let size = content_range
+                .as_deref()
+                .and_then(|v| v.strip_prefix("bytes */"))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            return Err(ApiError::RangeNotSatisfiable { size });
+        }
+        if status == reqwest::StatusCode::NOT_FOUND {
+            return Err(ApiError::Upstream(format!(
+                "the source {} answered 404",
+                self.url
+            )));
+        }
+        if !status.is_success() {
+            return Err(upstream_err(self.url, format!("HTTP {status}")));
+        }
+        let stream = resp
+            .bytes_stream()
+            .map_err(|e| ArtifactError::Unavailable(format!("upstream read failed: {e}")));
+        let (size, served) = if status == reqwest::StatusCode::PARTIAL_CONTENT {
+            let (a, b, total) = content_range
+                .as_deref()
+                .and_then(parse_content_range)
+                .ok_or_else(|| upstream_err(self.url, "206 without a usable Content-Range"))?;
+            (total, a..b + 1)
+        } else {
+            // A full 200: slice it ourselves if a range was asked for.
+            return self
+                .slice_full(range, stream, last_modified, origin_etag)
+                .await;
+        };
+        let meta = ObjectMeta {
+            size,
+            etag: self
+                .etag
+                .clone()
+                .or(origin_etag)
+                .unwrap_or_else(|| format!("{size:x}")),
+            last_modified,
+        };
+        Ok(GetResult {
+            meta,
+            range: served,
+            stream: stream.boxed(),
+        })
+    }
+
+    async fn slice_full(
+        &self,
+        range: Option<GetRange>,
+        stream: impl futures::Stream<Item = Result<bytes::Bytes, ArtifactError>> + Send + 'static,
+        last_modified: DateTime<Utc>,
+        origin_etag: Option<String>,
+    ) -> Result<GetResult, ApiError> {
+        // Without a known size the range cannot be resolved: fetch the size with HEAD.
+        let head = self
+            .client
+            .head(self.url.as_url().clone())
+            .send()
+            .await
+            .map_err(|e| upstream_err(self.url, e))?;
+        let size = head
+            .headers()
+            .get(reqwest::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .ok_or_else(|| upstream_err(self.url, "no Content-Length"))?;
+        let wanted = match range {
+            Some(r) => r.as_range(size).map_err(ArtifactError::from)?,
+            None => 0..size,
+        };
+        let (skip, take) = (wanted.start, wanted.end - wanted.start);
+        let sliced = stream
+            .scan((0u64, skip, take), |(pos, skip, take), chunk| {
+                let out = chunk.map(|c| {
+                    let start = (*skip).saturating_sub(*pos).min(c.len() as u64) as usize;
+                    let end = ((*skip + *take).saturating_sub(*pos)).min(c.len() as u64) as usize;
+                    *pos += c.len() as u64;
+                    c.slice(start..end.max(start))
+                });
+                std::future::ready(Some(out))
+            })
+            .try_filter(|c| std::future::ready(!c.is_empty()));
+        Ok(GetResult {
+            meta: ObjectMeta {
+                size,
+                etag: self
+                    .etag
+                    .clone()
+                    .or(origin_etag)
+                    .unwrap_or_else(|| format!("{size:x}")),
+                last_modified,
+            },
+            range: wanted,
+            stream: sliced.boxed(),
+        })
+    }
+}
+
+#[async_trait]
+impl Opener for UpstreamOpener<'_> {
+    async fn head(&self) -> Result<ObjectMeta, ApiError> {
+        Ok(self
+            .get(Some(GetRange::Bounded(0..1)))
+            .await
+            .map(|g| g.meta)
+            .or_else(|e| match e {
+                ApiError::RangeNotSatisfiable { size } => Ok(ObjectMeta {
+                    size,
+                    etag: self.etag.clone().unwrap_or_else(|| format!("{size:x}")),
+                    last_modified: DateTime::<Utc>::default(),
+                }),
+                other => Err(other),
+            })?)
+    }
+
+    async fn get(&self, range: Option<GetRange>) -> Result<GetResult, ApiError> {
+        match self.url.scheme() {
+            "file" => {
+                let path = self.url.as_url().to_file_path().map_err(|()| {
+                    ApiError::Upstream(format!("{} is not a local path", self.url))
+                })?;
+                let got = read_file_range(&path, self.url.as_str(), range)
+                    .await
+                    .map_err(|e| match e {
+                        ArtifactError::NotFound { .. } => {
+                            ApiError::Upstream(format!("the source {} does not exist", self.url))
+                        }
+                        other => ApiError::from(other),
+                    })?;
+                Ok(with_etag(got, &self.etag))
+            }
+            "http" | "https" => self.http_get(range).await,
+            other => Err(ApiError::Unsupported(format!(
+                "serving {other}:// sources directly is not supported yet; use a file:// or https:// access_url"
+            ))),
+        }
+    }
+}
