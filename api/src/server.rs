@@ -15,12 +15,6 @@ use crate::fleet::{Discovery, LocalFleet, LocalFleetConfig, Provisioner};
 use crate::http::{AppState, router};
 use crate::{reconciler, stores};
 
-/// Everything `serve` runs, for tests that want to look inside.
-pub struct Running {
-    pub state: AppState,
-    pub fleet: LocalFleet,
-}
-
 fn absolute(p: &std::path::Path) -> std::path::PathBuf {
     if p.is_absolute() {
         p.to_owned()
@@ -31,17 +25,9 @@ fn absolute(p: &std::path::Path) -> std::path::PathBuf {
     }
 }
 
-/// Builds the service's parts from its configuration.
-pub async fn build(config: &Config) -> anyhow::Result<Running> {
-    let catalog = stores::open_catalog(config).await?;
-    let store = stores::open_job_store(config).await?;
-    let artifacts = config.storage.open_artifact_store().with_context(|| {
-        format!(
-            "open the artifact store in {}",
-            config.storage.data_dir.display()
-        )
-    })?;
-    let fleet = LocalFleet::new(LocalFleetConfig {
+/// The local fleet the configuration describes.
+pub fn local_fleet(config: &Config) -> LocalFleet {
+    LocalFleet::new(LocalFleetConfig {
         worker_bin: config.fleet.worker_bin.clone(),
         data_dir: absolute(&config.storage.data_dir),
         max_workers: config.fleet.max_workers,
@@ -51,11 +37,27 @@ pub async fn build(config: &Config) -> anyhow::Result<Running> {
         drain_grace: config.jobs.shutdown_grace,
         token: config.fleet.token.clone(),
         start_timeout: std::time::Duration::from_secs(15),
-    });
+    })
+}
+
+/// Builds the service's state from its configuration and a fleet.
+pub async fn build(
+    config: &Config,
+    provisioner: Arc<dyn Provisioner>,
+    discovery: Arc<dyn Discovery>,
+) -> anyhow::Result<AppState> {
+    let catalog = stores::open_catalog(config).await?;
+    let store = stores::open_job_store(config).await?;
+    let artifacts = config.storage.open_artifact_store().with_context(|| {
+        format!(
+            "open the artifact store in {}",
+            config.storage.data_dir.display()
+        )
+    })?;
     let executor = Executor::new(
         Arc::clone(&store),
-        Arc::new(fleet.clone()) as Arc<dyn Provisioner>,
-        Arc::new(fleet.clone()) as Arc<dyn Discovery>,
+        provisioner,
+        discovery,
         config.jobs.clone(),
         config.fleet.token.clone(),
     );
@@ -72,7 +74,7 @@ pub async fn build(config: &Config) -> anyhow::Result<Running> {
         ready: Arc::new(RwLock::new(HashSet::new())),
         metrics: Arc::default(),
     };
-    Ok(Running { state, fleet })
+    Ok(state)
 }
 
 /// Serves until `shutdown` resolves, then drains.
@@ -87,7 +89,13 @@ pub async fn serve(
             config.fleet.worker_bin.display()
         );
     }
-    let Running { state, fleet } = build(&config).await?;
+    let fleet = local_fleet(&config);
+    let state = build(
+        &config,
+        Arc::new(fleet.clone()) as Arc<dyn Provisioner>,
+        Arc::new(fleet.clone()) as Arc<dyn Discovery>,
+    )
+    .await?;
     let stop = CancellationToken::new();
     let reconciler = tokio::spawn(reconciler::run(
         Arc::clone(&state.store),
