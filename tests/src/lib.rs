@@ -52,3 +52,6 @@ pub fn testdata_manifest(dcc: &str, out: &Path) -> String {
     std::fs::write(out, &text).expect("write manifest");
     text
 }
+
+pub mod api;
+pub mod slow_http;
