@@ -3,9 +3,11 @@
 # the genomics tools its pipelines run (samtools, tabix/bgzip, bcftools, gffread), protoc for
 # the gRPC code generation, and bigbedtobed (crate bigtools) for bigBed sources.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 need_apt=()
-for pair in samtools:samtools tabix:tabix bgzip:tabix bcftools:bcftools gffread:gffread protoc:protobuf-compiler; do
+for pair in samtools:samtools tabix:tabix bgzip:tabix bcftools:bcftools gffread:gffread protoc:protobuf-compiler \
+            curl:curl xz:xz-utils node:nodejs npm:npm; do
   cmd=${pair%%:*} pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
@@ -19,5 +21,11 @@ fi
 
 if ! command -v bigbedtobed >/dev/null 2>&1; then
   echo "setup: installing bigbedtobed (cargo install bigtools, about 90 s)" >&2
-  cargo install bigtools --locked --no-default-features --features cli --quiet
+  cargo install bigtools --version 0.5.8 --locked --no-default-features --features cli --quiet
+fi
+
+# The GMOD readers Gosling uses, for the end-to-end tests (versions pinned in the lock file).
+if [ ! -d tests/gmod/node_modules/@gmod/bam ]; then
+  echo "setup: installing the GMOD readers (npm ci in tests/gmod)" >&2
+  (cd tests/gmod && npm ci --no-audit --no-fund --loglevel=error)
 fi

@@ -23,6 +23,9 @@ pub struct Config {
     pub admin_token: Option<String>,
     pub jobs: JobSettings,
     pub fleet: FleetSettings,
+    /// `HTSPREP_CATALOG_CACHE_SECONDS`: how long a catalog lookup is reused (default 5; 0 turns
+    /// the cache off).
+    pub catalog_cache: Duration,
 }
 
 /// How jobs are claimed, retried and bounded.
@@ -180,6 +183,7 @@ impl Config {
                 ),
             );
         }
+        let catalog_cache = env.seconds("HTSPREP_CATALOG_CACHE_SECONDS", secs(5));
         env.finish()?;
         Ok(Self {
             listen,
@@ -187,6 +191,7 @@ impl Config {
             admin_token,
             jobs,
             fleet,
+            catalog_cache,
         })
     }
 }

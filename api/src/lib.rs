@@ -1,6 +1,7 @@
 //! The htsprep control plane. Architecture invariant: only this crate talks to ECS; it reaches
 //! storage only through the `htsprep-shared` seams.
 
+pub mod catalog_cache;
 pub mod cli;
 pub mod config;
 pub mod executor;

@@ -9,6 +9,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::catalog_cache::CachedCatalog;
 use crate::config::Config;
 use crate::executor::Executor;
 use crate::fleet::{Discovery, LocalFleet, LocalFleetConfig, Provisioner};
@@ -46,7 +47,10 @@ pub async fn build(
     provisioner: Arc<dyn Provisioner>,
     discovery: Arc<dyn Discovery>,
 ) -> anyhow::Result<AppState> {
-    let catalog = stores::open_catalog(config).await?;
+    let catalog: Arc<dyn htsprep_shared::catalog::Catalog> = Arc::new(CachedCatalog::new(
+        stores::open_catalog(config).await?,
+        config.catalog_cache,
+    ));
     let store = stores::open_job_store(config).await?;
     let artifacts = config.storage.open_artifact_store().with_context(|| {
         format!(
@@ -107,6 +111,12 @@ pub async fn serve(
     tracing::info!(addr = %listener.local_addr()?, data_dir = %config.storage.data_dir.display(), "htsprep-api serving");
     let app = router(state);
     let draining = executor.clone();
+    // Like nginx for keep-alive connections: send each response without waiting on Nagle.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;

@@ -764,3 +764,42 @@ async fn admin_endpoints_are_off_without_a_token() {
         .unwrap();
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn a_draining_api_refuses_cold_work_but_serves_what_is_ready() {
+    let api = api().await;
+    prepared_bam(&api).await;
+    api.state
+        .catalog
+        .put(&record(
+            "cold",
+            Format::BroadPeak,
+            &testdata("test.broadPeak"),
+        ))
+        .await
+        .unwrap();
+    api.state.executor.begin_drain_soft();
+    let a = call(&api, Method::GET, "/data/test/cold", &[]).await;
+    assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(!a.header(header::RETRY_AFTER).is_empty());
+    assert_cors(&a);
+    assert_eq!(
+        call(
+            &api,
+            Method::GET,
+            "/data/test/bam",
+            &[("range", "bytes=0-9")]
+        )
+        .await
+        .status,
+        StatusCode::PARTIAL_CONTENT
+    );
+    assert_eq!(
+        call(&api, Method::GET, "/readyz", &[]).await.status,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(
+        call(&api, Method::GET, "/healthz", &[]).await.status,
+        StatusCode::OK
+    );
+}

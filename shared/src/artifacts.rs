@@ -6,6 +6,7 @@
 mod error;
 mod key;
 mod local;
+mod mapped;
 mod range;
 
 #[cfg(any(test, feature = "conformance"))]

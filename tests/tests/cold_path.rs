@@ -261,7 +261,10 @@ async fn killing_the_worker_mid_job_is_recovered() {
     .unwrap();
     let job = api.get_json(&format!("/jobs/{job_id}")).await;
     let published = job["artifacts"].as_object().unwrap();
-    assert!(published.is_empty(), "nothing was published before the kill: {published:?}");
+    assert!(
+        published.is_empty(),
+        "nothing was published before the kill: {published:?}"
+    );
 
     let job = api.wait_job(&job_id, Duration::from_secs(120)).await;
     assert_eq!(job["status"], "completed", "{job:#}");

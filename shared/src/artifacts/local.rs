@@ -11,6 +11,7 @@ use futures::{StreamExt, TryStreamExt};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
 
+use super::mapped::MapCache;
 use super::{ArtifactError, ArtifactKey, ArtifactStore, GetRange, GetResult, ObjectMeta};
 
 /// Reads are streamed in chunks of this size, whatever the range.
@@ -20,6 +21,7 @@ pub const READ_CHUNK: usize = 64 * 1024;
 pub struct LocalArtifactStore {
     objects: PathBuf,
     staging: PathBuf,
+    maps: std::sync::Arc<MapCache>,
 }
 
 impl LocalArtifactStore {
@@ -34,7 +36,11 @@ impl LocalArtifactStore {
                 source,
             })?;
         }
-        Ok(Self { objects, staging })
+        Ok(Self {
+            objects,
+            staging,
+            maps: std::sync::Arc::default(),
+        })
     }
 
     /// Where an object lives on disk (for operators and reference servers such as nginx).
@@ -74,8 +80,95 @@ fn io_err(action: &'static str, key: &ArtifactKey, source: std::io::Error) -> Ar
     }
 }
 
-/// Streams (part of) a local file, in chunks of [`READ_CHUNK`]. `name` is what errors call it.
+/// Ranges up to this size are read in one blocking call (open, stat, pread) and sent as one
+/// chunk; longer ones are streamed in chunks of [`READ_CHUNK`].
+pub const SMALL_READ: u64 = 1024 * 1024;
+
+/// Reads a small range with one trip to the blocking pool. `None` if the range turns out to be
+/// large (the caller streams it instead).
+fn read_small(
+    path: &Path,
+    name: &str,
+    range: &Option<GetRange>,
+) -> Result<Option<GetResult>, ArtifactError> {
+    use std::io::{Read, Seek};
+    let not_found = || ArtifactError::NotFound {
+        key: name.to_owned(),
+    };
+    let io = |action: &'static str, source: std::io::Error| {
+        if matches!(
+            source.kind(),
+            std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+        ) {
+            not_found()
+        } else {
+            ArtifactError::Io {
+                action,
+                key: name.to_owned(),
+                source,
+            }
+        }
+    };
+    let mut file = std::fs::File::open(path).map_err(|e| io("open", e))?;
+    let md = file.metadata().map_err(|e| io("stat", e))?;
+    if !md.is_file() {
+        return Err(not_found());
+    }
+    let meta = meta_of(&md);
+    let r = match range {
+        Some(r) => r.as_range(meta.size)?,
+        None => 0..meta.size,
+    };
+    let len = r.end - r.start;
+    if len > SMALL_READ {
+        return Ok(None);
+    }
+    if r.start > 0 {
+        file.seek(SeekFrom::Start(r.start))
+            .map_err(|e| io("seek", e))?;
+    }
+    // read_to_end fills spare capacity without zeroing it first.
+    let mut buf = Vec::with_capacity(len as usize);
+    file.take(len)
+        .read_to_end(&mut buf)
+        .map_err(|e| io("read", e))?;
+    if buf.len() as u64 != len {
+        return Err(ArtifactError::Io {
+            action: "read",
+            key: name.to_owned(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the file shrank while being read",
+            ),
+        });
+    }
+    let stream = futures::stream::once(async move { Ok(bytes::Bytes::from(buf)) }).boxed();
+    Ok(Some(GetResult {
+        meta,
+        range: r,
+        stream,
+    }))
+}
+
+/// Reads (part of) a local file: small ranges directly, larger ones streamed in chunks of
+/// [`READ_CHUNK`]. `name` is what errors call it.
+///
+/// A small read (open, fstat, one pread of at most [`SMALL_READ`]) runs on the calling task,
+/// as nginx does in its event loop: served artifacts are hot in the page cache, and a hop to the
+/// blocking pool costs more than the read. Large ranges go through tokio's file API.
 pub async fn read_file_range(
+    path: &Path,
+    name: &str,
+    range: Option<GetRange>,
+) -> Result<GetResult, ArtifactError> {
+    let small = read_small(path, name, &range)?;
+    if let Some(got) = small {
+        return Ok(got);
+    }
+    stream_file_range(path, name, range).await
+}
+
+async fn stream_file_range(
     path: &Path,
     name: &str,
     range: Option<GetRange>,
@@ -159,7 +252,34 @@ impl ArtifactStore for LocalArtifactStore {
         key: &ArtifactKey,
         range: Option<GetRange>,
     ) -> Result<GetResult, ArtifactError> {
-        read_file_range(&self.path_of(key), key.as_str(), range).await
+        let path = self.path_of(key);
+        let mapped = match self.maps.fresh(&path) {
+            Some(m) => m,
+            None => {
+                let maps = std::sync::Arc::clone(&self.maps);
+                tokio::task::spawn_blocking(move || maps.load(&path))
+                    .await
+                    .map_err(|e| ArtifactError::Backend(format!("map task failed: {e}")))?
+                    .map_err(|e| io_err("read", key, e))?
+            }
+        };
+        let meta = meta_of(&mapped.metadata);
+        let range = match range {
+            Some(r) => r.as_range(meta.size)?,
+            None => 0..meta.size,
+        };
+        // Zero-copy slices of the map, in bounded pieces.
+        let bytes = mapped.bytes.slice(range.start as usize..range.end as usize);
+        let pieces: Vec<bytes::Bytes> = (0..bytes.len())
+            .step_by(SMALL_READ as usize)
+            .map(|at| bytes.slice(at..(at + SMALL_READ as usize).min(bytes.len())))
+            .collect();
+        let stream = futures::stream::iter(pieces.into_iter().map(Ok)).boxed();
+        Ok(GetResult {
+            meta,
+            range,
+            stream,
+        })
     }
 
     async fn put_file(&self, key: &ArtifactKey, src: &Path) -> Result<ObjectMeta, ArtifactError> {
@@ -187,14 +307,26 @@ impl ArtifactStore for LocalArtifactStore {
                 .await
                 .map_err(|e| io_err("create directory for", key, e))?;
         }
+        // Published artifacts are immutable: read-only on disk (readers may map them).
+        let mut perms = f
+            .metadata()
+            .await
+            .map_err(|e| io_err("stat", key, e))?
+            .permissions();
+        perms.set_readonly(true);
+        tokio::fs::set_permissions(&staged, perms)
+            .await
+            .map_err(|e| io_err("protect", key, e))?;
         tokio::fs::rename(&staged, &target)
             .await
             .map_err(|e| io_err("publish", key, e))?;
         guard.0 = None;
+        self.maps.forget(&target);
         self.head(key).await
     }
 
     async fn delete(&self, key: &ArtifactKey) -> Result<(), ArtifactError> {
+        self.maps.forget(&self.path_of(key));
         match tokio::fs::remove_file(self.path_of(key)).await {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),

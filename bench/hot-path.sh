@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Hot-path benchmark: random 64 KiB Range requests against one cached 1 GiB artifact, served by
+# htsprep and by nginx from the same file in the same run, driven by wrk.
+#   bench/hot-path.sh            (defaults: 64 connections, 2 threads, 20 s per server)
+#   CONNS=64 THREADS=2 DURATION=20s SIZE_MIB=1024 bench/hot-path.sh
+# Prints requests/s, p50/p99 latency and the API's peak RSS; results go to BENCHMARKS.md by hand.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+CONNS=${CONNS:-64} THREADS=${THREADS:-2} DURATION=${DURATION:-20s} SIZE_MIB=${SIZE_MIB:-1024}
+
+for pair in nginx:nginx wrk:wrk; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq "${pair#*:}" >/dev/null; }
+done
+cargo build --release --bins --quiet
+
+work=$(mktemp -d /tmp/htsprep-bench.XXXXXX)
+cleanup() {
+  [ -n "${api_pid:-}" ] && kill "$api_pid" 2>/dev/null && wait "$api_pid" 2>/dev/null
+  [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# A cached artifact: the catalog says the file is a BAM with this md5, and its data and index
+# artifacts are already published under the content-addressed keys.
+md5=00000000000000000000000000000001
+data_key="bench/big/data/samtools-bam/$md5-v1"
+index_key="bench/big/index/samtools-bam/$md5-v1"
+objects="$work/data/artifacts/objects"
+mkdir -p "$objects/$(dirname "$data_key")" "$objects/$(dirname "$index_key")"
+head -c $((SIZE_MIB * 1024 * 1024)) /dev/urandom > "$objects/$data_key"
+head -c 4096 /dev/urandom > "$objects/$index_key"
+size=$(stat -c %s "$objects/$data_key")
+chmod -R a+rX "$work"  # nginx workers run unprivileged
+printf '{"dcc":"bench","local_id":"big","md5":"%s","size":%s,"format":"BAM","access_url":"file:///nonexistent.bam"}\n' \
+  "$md5" "$size" > "$work/manifest.jsonl"
+HTSPREP_DATA_DIR="$work/data" target/release/htsprep-api files import "$work/manifest.jsonl" >/dev/null
+
+HTSPREP_DATA_DIR="$work/data" HTSPREP_LISTEN=127.0.0.1:18081 RUST_LOG=warn target/release/htsprep-api serve >/dev/null &
+api_pid=$!
+cat > "$work/nginx.conf" <<NGINX
+worker_processes 2;
+pid $work/nginx.pid;
+error_log $work/nginx-error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nopush off;
+  keepalive_requests 1000000;
+  client_body_temp_path $work/nginx-tmp;
+  proxy_temp_path $work/nginx-tmp;
+  fastcgi_temp_path $work/nginx-tmp;
+  uwsgi_temp_path $work/nginx-tmp;
+  scgi_temp_path $work/nginx-tmp;
+  server {
+    listen 127.0.0.1:18082;
+    location /data/bench/big { alias $objects/$data_key; }
+  }
+}
+NGINX
+mkdir -p "$work/nginx-tmp"
+nginx -c "$work/nginx.conf"
+for url in http://127.0.0.1:18081/data/bench/big http://127.0.0.1:18082/data/bench/big; do
+  for _ in $(seq 1 100); do curl -sf -o /dev/null -H 'Range: bytes=0-0' "$url" && break; sleep 0.1; done
+  curl -sf -o /dev/null -H 'Range: bytes=0-0' "$url" || { echo "server at $url did not come up" >&2; exit 1; }
+done
+# Both answer the same range with the same bytes.
+cmp <(curl -s -H 'Range: bytes=1000-66535' http://127.0.0.1:18081/data/bench/big) \
+    <(curl -s -H 'Range: bytes=1000-66535' http://127.0.0.1:18082/data/bench/big)
+
+run() {
+  SIZE=$size wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s bench/range.lua "$1" > "$work/wrk.txt"
+  rps=$(awk '/^Requests\/sec/ {print $2}' "$work/wrk.txt")
+  p50=$(awk '$1 == "50%" {print $2}' "$work/wrk.txt")
+  p99=$(awk '$1 == "99%" {print $2}' "$work/wrk.txt")
+  errors=$(awk '/Non-2xx|Socket errors/ {print}' "$work/wrk.txt" | tr '\n' ' ')
+  printf '%-8s %10s req/s   p50 %8s   p99 %8s   %s\n' "$2" "$rps" "$p50" "$p99" "$errors"
+  echo "$rps" > "$work/$2.rps"
+}
+echo "file: $size bytes; $CONNS connections, $THREADS wrk threads, $DURATION each, random 64 KiB ranges"
+run http://127.0.0.1:18082/data/bench/big nginx
+# Sample the API's anonymous (heap) memory while it serves; file-backed pages of the mapped
+# artifact count in RSS too, but they are page cache shared with the kernel, not the API's own.
+( peak=0; while kill -0 "$api_pid" 2>/dev/null; do
+    a=$(awk '/RssAnon/ {print $2}' "/proc/$api_pid/status" 2>/dev/null || echo 0)
+    [ "${a:-0}" -gt "$peak" ] && peak=$a && echo "$peak" > "$work/anon.peak"
+    sleep 0.2
+  done ) &
+sampler=$!
+run http://127.0.0.1:18081/data/bench/big htsprep
+kill "$sampler" 2>/dev/null || true
+echo "htsprep peak RSS (VmHWM, including mapped artifact pages): $(awk '/VmHWM/ {print $2, $3}' "/proc/$api_pid/status")"
+echo "htsprep peak anonymous memory (RssAnon, sampled): $(cat "$work/anon.peak" 2>/dev/null || echo '?') kB"
+awk -v a="$(cat "$work/htsprep.rps")" -v b="$(cat "$work/nginx.rps")" 'BEGIN { printf "htsprep / nginx: %.2f\n", a / b }'
