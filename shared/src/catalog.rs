@@ -3,6 +3,7 @@
 
 mod error;
 mod manifest;
+mod mongo;
 mod sqlite;
 
 #[cfg(any(test, feature = "conformance"))]
@@ -14,6 +15,7 @@ use crate::domain::{FileRecord, Ident};
 
 pub use error::CatalogError;
 pub use manifest::{ImportError, ImportReport, RowError, import_manifest, parse_manifest_line};
+pub use mongo::MongoCatalog;
 pub use sqlite::SqliteCatalog;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -7,6 +7,7 @@
 
 mod change;
 mod error;
+mod mongo;
 mod ops;
 mod query;
 mod sqlite;
@@ -22,15 +23,18 @@ use crate::domain::{JobId, JobRecord, Lease};
 
 pub use change::{JobChange, MAX_EVENTS};
 pub use error::JobStoreError;
+pub use mongo::MongoJobStore;
 pub use ops::{Claim, ClaimOutcome, ClaimRequest, JobStoreExt};
 pub use query::{JobPage, ListQuery, PageCursor};
 pub use sqlite::SqliteJobStore;
 
-/// What a writer must present to change a job: the job and the lease it was given.
+/// What a writer must present to change a job: the job, and the lease and attempt it was given
+/// (each attempt has its own lease).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Fence {
     pub job_id: JobId,
     pub lease: Lease,
+    pub attempt: u32,
 }
 
 impl Fence {
@@ -38,7 +42,13 @@ impl Fence {
         Self {
             job_id: job.job_id.clone(),
             lease: job.lease.clone(),
+            attempt: job.attempt,
         }
+    }
+
+    /// Whether `job` is still held by this fence.
+    pub fn holds(&self, job: &JobRecord) -> bool {
+        job.active && job.lease == self.lease && job.attempt == self.attempt
     }
 }
 

@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod clock;
 pub mod domain;
 pub mod jobstore;
+pub mod mongo;
 pub mod settings;
 mod sqlite;
 pub mod storage;

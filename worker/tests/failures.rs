@@ -180,6 +180,7 @@ async fn lost_lease_mid_job_cancels_and_publishes_nothing() {
     let fence = Fence {
         job_id: spec.job_id.clone(),
         lease: spec.lease.clone(),
+        attempt: spec.attempt,
     };
     let thief = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(400)).await;

@@ -500,6 +500,7 @@ pub async fn unknown_jobs_are_not_found(store: Arc<dyn JobStore>, _clock: Arc<Ma
     let fence = Fence {
         job_id: missing,
         lease: crate::domain::Lease::new(),
+        attempt: 1,
     };
     assert!(matches!(
         store.heartbeat(&fence, None).await,

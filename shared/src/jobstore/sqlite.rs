@@ -165,7 +165,7 @@ impl JobStore for SqliteJobStore {
                     Ok(job) => job,
                     Err(e) => return Ok(Err(e)),
                 };
-                if !job.active || job.lease != fence.lease || !change.guard_holds(&job) {
+                if !fence.holds(&job) || !change.guard_holds(&job) {
                     return Ok(Err(JobStoreError::LeaseLost {
                         job_id: fence.job_id,
                     }));

@@ -75,6 +75,7 @@ pub async fn run_job(
     let fence = Fence {
         job_id: spec.job_id.clone(),
         lease: spec.lease.clone(),
+        attempt: spec.attempt,
     };
     let report = |u: JobUpdate| {
         let _ = updates.try_send(u);
