@@ -29,3 +29,6 @@ if [ ! -d tests/gmod/node_modules/@gmod/bam ]; then
   echo "setup: installing the GMOD readers (npm ci in tests/gmod)" >&2
   (cd tests/gmod && npm ci --no-audit --no-fund --loglevel=error)
 fi
+
+# The MongoDB-wire test server (mongoeco in a Python 3.13 venv) for the MongoDB backend's tests.
+scripts/mongo-test-server.sh --install-only

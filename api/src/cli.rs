@@ -29,4 +29,40 @@ pub enum Command {
     /// Inspect jobs.
     #[command(subcommand)]
     Jobs(JobsCommand),
+    /// Create the MongoDB indexes (idempotent) and list them: the unique index over active
+    /// workflows, unique job ids, the stale scan, the finished-job TTL and the catalog's unique
+    /// (dcc, local_id). Needs MONGODB_URI.
+    CreateIndexes,
+}
+
+/// `htsprep-api create-indexes`.
+pub async fn create_indexes(config: &crate::config::Config) -> anyhow::Result<i32> {
+    use anyhow::Context;
+    let Some(settings) = &config.storage.mongo else {
+        anyhow::bail!(
+            "create-indexes needs MONGODB_URI: the embedded SQLite store creates its own indexes"
+        );
+    };
+    let db = htsprep_shared::mongo::MongoDb::connect(settings).await?;
+    db.create_indexes().await.context("create indexes")?;
+    for (collection, model) in db.list_indexes().await? {
+        let opts = model.options.unwrap_or_default();
+        let mut extra = Vec::new();
+        if opts.unique == Some(true) {
+            extra.push("unique".to_owned());
+        }
+        if let Some(f) = opts.partial_filter_expression {
+            extra.push(format!("partial {f}"));
+        }
+        if let Some(t) = opts.expire_after {
+            extra.push(format!("expires after {}s", t.as_secs()));
+        }
+        println!(
+            "{collection}.{} {} {}",
+            opts.name.unwrap_or_default(),
+            model.keys,
+            extra.join(", ")
+        );
+    }
+    Ok(0)
 }

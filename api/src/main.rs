@@ -42,6 +42,7 @@ async fn main() -> std::process::ExitCode {
         Command::Serve => serve(config).await.map(|()| 0),
         Command::Files(cmd) => cmd.run(&config).await,
         Command::Jobs(cmd) => cmd.run(&config).await,
+        Command::CreateIndexes => htsprep_api::cli::create_indexes(&config).await,
     };
     match result {
         Ok(code) => std::process::ExitCode::from(code as u8),

@@ -47,11 +47,10 @@ pub async fn build(
     provisioner: Arc<dyn Provisioner>,
     discovery: Arc<dyn Discovery>,
 ) -> anyhow::Result<AppState> {
-    let catalog: Arc<dyn htsprep_shared::catalog::Catalog> = Arc::new(CachedCatalog::new(
-        stores::open_catalog(config).await?,
-        config.catalog_cache,
-    ));
-    let store = stores::open_job_store(config).await?;
+    let opened = stores::open(config).await?;
+    let catalog: Arc<dyn htsprep_shared::catalog::Catalog> =
+        Arc::new(CachedCatalog::new(opened.catalog, config.catalog_cache));
+    let store = opened.jobs;
     let artifacts = config.storage.open_artifact_store().with_context(|| {
         format!(
             "open the artifact store in {}",

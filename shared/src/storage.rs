@@ -1,13 +1,19 @@
 //! Which storage backends a process uses, chosen by configuration, and opening them. Both
 //! binaries (the API and its workers) read the same variables, so they always agree.
+//!
+//! - Jobs and catalog: embedded SQLite under `HTSPREP_DATA_DIR`, or MongoDB when `MONGODB_URI`
+//!   is set.
+//! - Artifacts: a local directory under `HTSPREP_DATA_DIR`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::artifacts::{ArtifactError, ArtifactStore, LocalArtifactStore};
-use crate::catalog::{Catalog, CatalogError, SqliteCatalog};
+use crate::catalog::{Catalog, CatalogError, MongoCatalog, SqliteCatalog};
 use crate::clock::SystemClock;
-use crate::jobstore::{JobStore, JobStoreError, SqliteJobStore};
+use crate::jobstore::{JobStore, JobStoreError, MongoJobStore, SqliteJobStore};
+use crate::mongo::{DEFAULT_DATABASE, MongoDb, MongoError, MongoSettings};
 use crate::settings::EnvReader;
 
 pub const DEFAULT_DATA_DIR: &str = "./data";
@@ -17,6 +23,30 @@ pub struct StorageConfig {
     /// `HTSPREP_DATA_DIR`: the embedded job store and catalog (`htsprep.db`) and the local
     /// artifact directory (`artifacts/`).
     pub data_dir: PathBuf,
+    /// `MONGODB_URI` (+ `MONGODB_DATABASE`, `HTSPREP_JOB_RETENTION_DAYS`): jobs and catalog in
+    /// MongoDB instead of SQLite.
+    pub mongo: Option<MongoSettings>,
+    /// `HTSPREP_CREATE_INDEXES`: create the MongoDB indexes at start-up (default true).
+    pub create_indexes: bool,
+}
+
+/// The opened stores.
+#[derive(Clone, Debug)]
+pub struct Stores {
+    pub jobs: Arc<dyn JobStore>,
+    pub catalog: Arc<dyn Catalog>,
+    /// Set when the stores live in MongoDB.
+    pub mongo: Option<MongoDb>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error(transparent)]
+    Mongo(#[from] MongoError),
+    #[error(transparent)]
+    Jobs(#[from] JobStoreError),
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
 }
 
 impl StorageConfig {
@@ -24,7 +54,41 @@ impl StorageConfig {
         let data_dir = env.parse_with("HTSPREP_DATA_DIR", PathBuf::from(DEFAULT_DATA_DIR), |s| {
             Ok(PathBuf::from(s))
         });
-        Self { data_dir }
+        let retention_days = env.parse_with("HTSPREP_JOB_RETENTION_DAYS", 30u64, |s| {
+            match s.parse::<u64>() {
+                Ok(n) if n >= 1 => Ok(n),
+                _ => Err("expected a whole number of days, at least 1".into()),
+            }
+        });
+        let database = env
+            .optional("MONGODB_DATABASE")
+            .unwrap_or_else(|| DEFAULT_DATABASE.into());
+        let connect_timeout =
+            env.seconds("MONGODB_CONNECT_TIMEOUT_SECONDS", Duration::from_secs(10));
+        let mongo = env.optional("MONGODB_URI").map(|uri| MongoSettings {
+            uri,
+            database,
+            job_retention: Duration::from_secs(retention_days * 86_400),
+            connect_timeout,
+        });
+        if let Some(m) = &mongo
+            && !(m.uri.starts_with("mongodb://") || m.uri.starts_with("mongodb+srv://"))
+        {
+            env.error(
+                "MONGODB_URI",
+                "must start with mongodb:// or mongodb+srv://",
+            );
+        }
+        let create_indexes = env.parse_with("HTSPREP_CREATE_INDEXES", true, |s| match s {
+            "true" | "1" | "yes" => Ok(true),
+            "false" | "0" | "no" => Ok(false),
+            _ => Err("expected true or false".into()),
+        });
+        Self {
+            data_dir,
+            mongo,
+            create_indexes,
+        }
     }
 
     /// The embedded SQLite database (job store and catalog).
@@ -37,14 +101,28 @@ impl StorageConfig {
         self.data_dir.join("artifacts")
     }
 
-    pub async fn open_job_store(&self) -> Result<Arc<dyn JobStore>, JobStoreError> {
-        Ok(Arc::new(
-            SqliteJobStore::open(&self.database_path(), Arc::new(SystemClock)).await?,
-        ))
-    }
-
-    pub async fn open_catalog(&self) -> Result<Arc<dyn Catalog>, CatalogError> {
-        Ok(Arc::new(SqliteCatalog::open(&self.database_path()).await?))
+    /// Opens the job store and the catalog (one connection when they live in MongoDB).
+    pub async fn open_stores(&self) -> Result<Stores, StorageError> {
+        match &self.mongo {
+            Some(settings) => {
+                let db = MongoDb::connect(settings).await?;
+                let jobs =
+                    MongoJobStore::open(&db, Arc::new(SystemClock), self.create_indexes).await?;
+                Ok(Stores {
+                    jobs: Arc::new(jobs),
+                    catalog: Arc::new(MongoCatalog::new(&db)),
+                    mongo: Some(db),
+                })
+            }
+            None => {
+                let path = self.database_path();
+                Ok(Stores {
+                    jobs: Arc::new(SqliteJobStore::open(&path, Arc::new(SystemClock)).await?),
+                    catalog: Arc::new(SqliteCatalog::open(&path).await?),
+                    mongo: None,
+                })
+            }
+        }
     }
 
     pub fn open_artifact_store(&self) -> Result<Arc<dyn ArtifactStore>, ArtifactError> {

@@ -42,7 +42,31 @@ async fn get(api: &ApiProcess, path: &str, range: Option<&str>) -> reqwest::Resp
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_real_file_goes_from_cold_to_served() {
-    let api = ApiProcess::start(&[]);
+    cold_to_served(&ApiProcess::start(&[])).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_real_file_goes_from_cold_to_served_with_mongodb() {
+    let mongo = htsprep_shared::mongo::testing::TestMongo::start().await;
+    let database = format!("e2e_{}", std::process::id());
+    let api = ApiProcess::start(&[("MONGODB_URI", &mongo.uri), ("MONGODB_DATABASE", &database)]);
+    cold_to_served(&api).await;
+    // The jobs are in MongoDB, not in the embedded store.
+    assert!(!api.data_dir().join("htsprep.db").exists());
+    let listed = api
+        .http
+        .get(api.url("/jobs?status=completed&limit=100"))
+        .bearer_auth(htsprep_tests::api::ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    assert!(listed["jobs"].as_array().unwrap().len() >= 9);
+}
+
+async fn cold_to_served(api: &ApiProcess) {
     let dir = tempfile::tempdir().unwrap();
     let manifest = testdata_manifest("testdata", &dir.path().join("m.jsonl"));
     let report = api.register(&manifest).await;
@@ -63,7 +87,7 @@ async fn every_real_file_goes_from_cold_to_served() {
         let source = std::fs::read(testdata().join(&id)).unwrap();
         if matches!(f["format"].as_str().unwrap(), "bigWig" | "TSV") {
             // Passthrough: served from the source at once, no job.
-            let resp = get(&api, &path, None).await;
+            let resp = get(api, &path, None).await;
             assert_eq!(resp.status(), 200, "{id}");
             assert_eq!(resp.bytes().await.unwrap().to_vec(), source, "{id}");
             continue;
@@ -74,7 +98,7 @@ async fn every_real_file_goes_from_cold_to_served() {
         assert_eq!(status["ready"], false, "{id}");
         assert!(status["job"].is_null(), "{id}: HEAD started no job");
 
-        let resp = get(&api, &path, None).await;
+        let resp = get(api, &path, None).await;
         assert_eq!(resp.status(), 202, "{id}");
         let location = resp.headers()["location"].to_str().unwrap().to_owned();
         assert!(resp.headers().contains_key("retry-after"));
@@ -105,7 +129,7 @@ async fn every_real_file_goes_from_cold_to_served() {
         let mut start = 0usize;
         while start < data.len() {
             let end = (start + 65_536).min(data.len()) - 1;
-            let resp = get(&api, &path, Some(&format!("bytes={start}-{end}"))).await;
+            let resp = get(api, &path, Some(&format!("bytes={start}-{end}"))).await;
             assert_eq!(resp.status(), 206, "{id}");
             assert_eq!(
                 resp.headers()["content-range"],
@@ -118,19 +142,19 @@ async fn every_real_file_goes_from_cold_to_served() {
             );
             start = end + 1;
         }
-        let resp = get(&api, &path, Some("bytes=-10")).await;
+        let resp = get(api, &path, Some("bytes=-10")).await;
         assert_eq!(
             resp.bytes().await.unwrap().to_vec(),
             &data[data.len() - 10..]
         );
-        let resp = get(&api, &path, Some(&format!("bytes={}-", data.len()))).await;
+        let resp = get(api, &path, Some(&format!("bytes={}-", data.len()))).await;
         assert_eq!(resp.status(), 416);
         assert_eq!(
             resp.headers()["content-range"],
             format!("bytes */{}", data.len()).as_str()
         );
 
-        let resp = get(&api, &format!("/index/testdata/{id}"), None).await;
+        let resp = get(api, &format!("/index/testdata/{id}"), None).await;
         assert_eq!(resp.status(), 200, "{id}");
         assert_eq!(resp.bytes().await.unwrap().to_vec(), index, "{id} index");
         let status = api.get_json(&format!("{path}/status")).await;

@@ -53,9 +53,10 @@ pub async fn run(
 ) -> anyhow::Result<StopReason> {
     let store = config
         .storage
-        .open_job_store()
+        .open_stores()
         .await
-        .context("open the job store")?;
+        .context("open the job store")?
+        .jobs;
     let artifacts = config
         .storage
         .open_artifact_store()

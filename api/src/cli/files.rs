@@ -30,7 +30,7 @@ pub enum FilesCommand {
 impl FilesCommand {
     /// Runs the command; returns the process exit code.
     pub async fn run(self, config: &Config) -> anyhow::Result<i32> {
-        let catalog = stores::open_catalog(config).await?;
+        let catalog = stores::open(config).await?.catalog;
         let mut out = std::io::stdout().lock();
         match self {
             FilesCommand::Import { manifest } => {

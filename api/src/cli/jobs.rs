@@ -35,7 +35,7 @@ fn parse_job_id(s: &str) -> Result<JobId, String> {
 
 impl JobsCommand {
     pub async fn run(self, config: &Config) -> anyhow::Result<i32> {
-        let store = stores::open_job_store(config).await?;
+        let store = stores::open(config).await?.jobs;
         let mut out = std::io::stdout().lock();
         match self {
             JobsCommand::List { status, limit } => {
