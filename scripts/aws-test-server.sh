@@ -8,7 +8,7 @@
 #   scripts/aws-test-server.sh --install-only   just prepare the venv and exit 0
 #
 # The venv lives at ${HTSPREP_AWS_VENV:-$HOME/.cache/htsprep/moto-venv} and needs Python >= 3.9
-# (python3 on PATH). Creating it takes about 50 s (pip install from PyPI); afterwards this is a
+# (python3 on PATH). Creating it takes 20 s to 2 min (pip install from PyPI); afterwards this is a
 # no-op. Progress messages go to stderr, so stdout carries only the server's "listening" line.
 set -euo pipefail
 

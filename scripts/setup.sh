@@ -30,5 +30,7 @@ if [ ! -d tests/gmod/node_modules/@gmod/bam ]; then
   (cd tests/gmod && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
-# The MongoDB-wire test server (mongoeco in a Python 3.13 venv) for the MongoDB backend's tests.
+# The test servers: a MongoDB-wire server (mongoeco, Python 3.13 venv) and the AWS emulator
+# (moto) for the MongoDB and S3 backends' tests.
 scripts/mongo-test-server.sh --install-only
+scripts/aws-test-server.sh --install-only

@@ -51,12 +51,16 @@ pub async fn build(
     let catalog: Arc<dyn htsprep_shared::catalog::Catalog> =
         Arc::new(CachedCatalog::new(opened.catalog, config.catalog_cache));
     let store = opened.jobs;
-    let artifacts = config.storage.open_artifact_store().with_context(|| {
-        format!(
-            "open the artifact store in {}",
-            config.storage.data_dir.display()
-        )
-    })?;
+    let artifacts = config
+        .storage
+        .open_artifact_store()
+        .await
+        .with_context(|| {
+            format!(
+                "open the artifact store in {}",
+                config.storage.data_dir.display()
+            )
+        })?;
     let executor = Executor::new(
         Arc::clone(&store),
         provisioner,

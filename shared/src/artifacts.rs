@@ -8,6 +8,7 @@ mod key;
 mod local;
 mod mapped;
 mod range;
+mod s3;
 
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
@@ -24,6 +25,7 @@ pub use error::ArtifactError;
 pub use key::{ArtifactKey, KeyError};
 pub use local::{LocalArtifactStore, READ_CHUNK, read_file_range};
 pub use range::{GetRange, RangeError};
+pub use s3::{MIN_PART, S3ArtifactStore};
 
 /// What is known of a stored object without reading it.
 #[derive(Clone, Debug, PartialEq, Eq)]

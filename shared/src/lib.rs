@@ -5,6 +5,7 @@
 //! core and a conformance suite (`*::conformance`) that every implementation runs.
 
 pub mod artifacts;
+pub mod aws;
 pub mod catalog;
 pub mod clock;
 pub mod domain;

@@ -3,13 +3,15 @@
 //!
 //! - Jobs and catalog: embedded SQLite under `HTSPREP_DATA_DIR`, or MongoDB when `MONGODB_URI`
 //!   is set.
-//! - Artifacts: a local directory under `HTSPREP_DATA_DIR`.
+//! - Artifacts: a local directory under `HTSPREP_DATA_DIR`, or S3 when `WORKFLOW_S3_BUCKET` is
+//!   set (`WORKFLOW_S3_PREFIX`, and the AWS settings of [`AwsSettings`]).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::artifacts::{ArtifactError, ArtifactStore, LocalArtifactStore};
+use crate::artifacts::{ArtifactError, ArtifactStore, LocalArtifactStore, S3ArtifactStore};
+use crate::aws::AwsSettings;
 use crate::catalog::{Catalog, CatalogError, MongoCatalog, SqliteCatalog};
 use crate::clock::SystemClock;
 use crate::jobstore::{JobStore, JobStoreError, MongoJobStore, SqliteJobStore};
@@ -28,6 +30,15 @@ pub struct StorageConfig {
     pub mongo: Option<MongoSettings>,
     /// `HTSPREP_CREATE_INDEXES`: create the MongoDB indexes at start-up (default true).
     pub create_indexes: bool,
+    /// `WORKFLOW_S3_BUCKET` / `WORKFLOW_S3_PREFIX`: artifacts in S3 instead of the data directory.
+    pub s3: Option<S3Location>,
+    pub aws: AwsSettings,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct S3Location {
+    pub bucket: String,
+    pub prefix: String,
 }
 
 /// The opened stores.
@@ -84,10 +95,28 @@ impl StorageConfig {
             "false" | "0" | "no" => Ok(false),
             _ => Err("expected true or false".into()),
         });
+        let s3 = env.optional("WORKFLOW_S3_BUCKET").map(|bucket| S3Location {
+            bucket,
+            prefix: env.optional("WORKFLOW_S3_PREFIX").unwrap_or_default(),
+        });
+        if let Some(loc) = &s3
+            && (loc.bucket.len() < 3 || loc.bucket.len() > 63 || loc.bucket.contains('/'))
+        {
+            env.error(
+                "WORKFLOW_S3_BUCKET",
+                "is not a bucket name (3-63 characters, no '/')",
+            );
+        }
+        if s3.is_none() && env.optional("WORKFLOW_S3_PREFIX").is_some() {
+            env.error("WORKFLOW_S3_PREFIX", "is set but WORKFLOW_S3_BUCKET is not");
+        }
+        let aws = AwsSettings::read(env);
         Self {
             data_dir,
             mongo,
             create_indexes,
+            s3,
+            aws,
         }
     }
 
@@ -125,7 +154,17 @@ impl StorageConfig {
         }
     }
 
-    pub fn open_artifact_store(&self) -> Result<Arc<dyn ArtifactStore>, ArtifactError> {
-        Ok(Arc::new(LocalArtifactStore::open(&self.artifacts_dir())?))
+    pub async fn open_artifact_store(&self) -> Result<Arc<dyn ArtifactStore>, ArtifactError> {
+        match &self.s3 {
+            Some(loc) => {
+                let client = self.aws.s3_client().await;
+                Ok(Arc::new(S3ArtifactStore::new(
+                    client,
+                    &loc.bucket,
+                    &loc.prefix,
+                )))
+            }
+            None => Ok(Arc::new(LocalArtifactStore::open(&self.artifacts_dir())?)),
+        }
     }
 }

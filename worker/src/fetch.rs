@@ -4,6 +4,7 @@
 mod drs;
 mod error;
 mod http;
+mod s3;
 mod sink;
 mod sniff;
 
@@ -57,6 +58,8 @@ impl Default for FetchOptions {
 pub struct Fetcher {
     http: reqwest::Client,
     options: FetchOptions,
+    /// For `s3://` sources; without it they fail with a clear reason.
+    s3: Option<aws_sdk_s3::Client>,
 }
 
 impl Fetcher {
@@ -67,7 +70,17 @@ impl Fetcher {
             .user_agent(concat!("htsprep-worker/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| FetchError::Setup(e.to_string()))?;
-        Ok(Self { http, options })
+        Ok(Self {
+            http,
+            options,
+            s3: None,
+        })
+    }
+
+    /// Enables `s3://` sources.
+    pub fn with_s3(mut self, client: aws_sdk_s3::Client) -> Self {
+        self.s3 = Some(client);
+        self
     }
 
     /// Fetches `url` into `dest` and verifies it. `progress` is told the bytes received so far.
@@ -85,6 +98,15 @@ impl Fetcher {
                 "http" | "https" => {
                     http::download(&self.http, &self.options, url.as_url(), dest, progress).await?
                 }
+                "s3" => match &self.s3 {
+                    Some(client) => s3::download(client, url.as_url(), dest, progress).await?,
+                    None => {
+                        return Err(FetchError::UnsupportedScheme {
+                            url: url.to_string(),
+                            scheme: "s3".into(),
+                        });
+                    }
+                },
                 "drs" => {
                     let resolved = drs::resolve(&self.http, &self.options, url.as_url()).await?;
                     http::download_resolved(&self.http, &self.options, &resolved, dest, progress)

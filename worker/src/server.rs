@@ -60,6 +60,7 @@ pub async fn run(
     let artifacts = config
         .storage
         .open_artifact_store()
+        .await
         .context("open the artifact store")?;
     std::fs::create_dir_all(&config.work_dir)
         .with_context(|| format!("create the work directory {}", config.work_dir.display()))?;
@@ -67,7 +68,8 @@ pub async fn run(
     let ctx = JobContext {
         store,
         artifacts,
-        fetcher: Fetcher::new(FetchOptions::default())?,
+        fetcher: Fetcher::new(FetchOptions::default())?
+            .with_s3(config.storage.aws.s3_client().await),
         worker: WorkerRef {
             provider: config.provider.clone(),
             resource_id: config.resource_id.clone(),

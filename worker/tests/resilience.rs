@@ -279,3 +279,47 @@ async fn contigs_longer_than_2_pow_29_get_a_csi_index() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_sources_are_fetched_and_checked() {
+    let aws = htsprep_shared::aws::testing::TestAws::start().await;
+    let client = aws.s3_client();
+    let bucket = aws.fresh_bucket(&client).await;
+    let path = repo_testdata("test.broadPeak");
+    client
+        .put_object()
+        .bucket(&bucket)
+        .key("sources/peaks file.broadPeak")
+        .body(std::fs::read(&path).unwrap().into())
+        .send()
+        .await
+        .unwrap();
+    let mut h = Harness::new().await;
+    h.ctx.fetcher = htsprep_worker::fetch::Fetcher::new(Default::default())
+        .unwrap()
+        .with_s3(client);
+    let url = format!("s3://{bucket}/sources/peaks%20file.broadPeak");
+    let ran = h
+        .run(
+            h.spec("s3", Format::BroadPeak, &url, md5_of(&path), 4955)
+                .await,
+        )
+        .await;
+    assert_eq!(ran.job.status, JobStatus::Completed, "{:?}", ran.job.error);
+    assert_eq!(
+        records(&h.artifact_path(&ran.spec, ArtifactKind::Data)),
+        100
+    );
+
+    let missing = format!("s3://{bucket}/sources/nope.bed");
+    let ran = h
+        .run(
+            h.spec("s3-missing", Format::Bed, &missing, md5_of(&path), 0)
+                .await,
+        )
+        .await;
+    assert_eq!(ran.job.status, JobStatus::Failed);
+    let err = ran.job.error.unwrap();
+    assert!(err.message.contains("was not found"), "{}", err.message);
+    assert!(!err.retryable);
+}

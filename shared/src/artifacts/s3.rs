@@ -1,0 +1,363 @@
+//! Artifacts in S3: ranged GetObject streamed to the caller, HeadObject for size and ETag, and
+//! multipart upload from a local file in fixed-size parts (memory stays bounded whatever the
+//! artifact's size). An object is visible only once its upload completes, so readers never see
+//! a half-written artifact. Keys live under an optional prefix.
+
+use std::path::Path;
+
+use async_trait::async_trait;
+use aws_sdk_s3::Client;
+use aws_sdk_s3::primitives::{ByteStream, Length};
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+
+use super::{ArtifactError, ArtifactKey, ArtifactStore, GetRange, GetResult, ObjectMeta};
+
+/// S3's smallest part (except the last).
+pub const MIN_PART: u64 = 5 * 1024 * 1024;
+
+#[derive(Clone, Debug)]
+pub struct S3ArtifactStore {
+    client: Client,
+    bucket: String,
+    prefix: String,
+    /// Files larger than this go up in parts of `part_size`.
+    multipart_threshold: u64,
+    part_size: u64,
+}
+
+fn unavailable(what: &str, e: impl std::fmt::Display) -> ArtifactError {
+    ArtifactError::Unavailable(format!("{what}: {e}"))
+}
+
+/// The service's own error message, not the SDK's generic "service error".
+fn describe<E: std::error::Error + 'static>(e: &aws_sdk_s3::error::SdkError<E>) -> String {
+    use aws_sdk_s3::error::DisplayErrorContext;
+    DisplayErrorContext(e).to_string()
+}
+
+impl S3ArtifactStore {
+    /// `prefix` may be empty; otherwise keys are stored under `prefix/`.
+    pub fn new(client: Client, bucket: &str, prefix: &str) -> Self {
+        let prefix = prefix.trim_matches('/');
+        Self {
+            client,
+            bucket: bucket.to_owned(),
+            prefix: if prefix.is_empty() {
+                String::new()
+            } else {
+                format!("{prefix}/")
+            },
+            multipart_threshold: 64 * 1024 * 1024,
+            part_size: 16 * 1024 * 1024,
+        }
+    }
+
+    /// Sets when uploads switch to multipart and the part size (at least 5 MiB).
+    pub fn with_parts(mut self, threshold: u64, part_size: u64) -> Self {
+        self.multipart_threshold = threshold;
+        self.part_size = part_size.max(MIN_PART);
+        self
+    }
+
+    fn object(&self, key: &ArtifactKey) -> String {
+        format!("{}{key}", self.prefix)
+    }
+
+    async fn put_multipart(
+        &self,
+        object: &str,
+        src: &Path,
+        size: u64,
+    ) -> Result<(), ArtifactError> {
+        let created = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(object)
+            .send()
+            .await
+            .map_err(|e| unavailable("start a multipart upload", describe(&e)))?;
+        let upload_id = created
+            .upload_id()
+            .ok_or_else(|| ArtifactError::Backend("S3 returned no upload id".into()))?
+            .to_owned();
+        let result = async {
+            let mut parts = Vec::new();
+            let mut offset = 0u64;
+            let mut number = 1i32;
+            while offset < size {
+                let len = self.part_size.min(size - offset);
+                let body = ByteStream::read_from()
+                    .path(src)
+                    .offset(offset)
+                    .length(Length::Exact(len))
+                    .build()
+                    .await
+                    .map_err(|e| ArtifactError::Source {
+                        key: object.to_owned(),
+                        reason: e.to_string(),
+                    })?;
+                let part = self
+                    .client
+                    .upload_part()
+                    .bucket(&self.bucket)
+                    .key(object)
+                    .upload_id(&upload_id)
+                    .part_number(number)
+                    .body(body)
+                    .send()
+                    .await
+                    .map_err(|e| unavailable("upload a part", describe(&e)))?;
+                parts.push(
+                    CompletedPart::builder()
+                        .part_number(number)
+                        .set_e_tag(part.e_tag().map(str::to_owned))
+                        .build(),
+                );
+                offset += len;
+                number += 1;
+            }
+            self.client
+                .complete_multipart_upload()
+                .bucket(&self.bucket)
+                .key(object)
+                .upload_id(&upload_id)
+                .multipart_upload(
+                    CompletedMultipartUpload::builder()
+                        .set_parts(Some(parts))
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(|e| unavailable("complete a multipart upload", describe(&e)))?;
+            Ok(())
+        }
+        .await;
+        if result.is_err() {
+            // Nothing becomes visible; free the parts.
+            let _ = self
+                .client
+                .abort_multipart_upload()
+                .bucket(&self.bucket)
+                .key(object)
+                .upload_id(&upload_id)
+                .send()
+                .await;
+        }
+        result
+    }
+}
+
+fn to_chrono(t: Option<&aws_sdk_s3::primitives::DateTime>) -> DateTime<Utc> {
+    t.and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos()))
+        .unwrap_or_default()
+}
+
+fn etag(e: Option<&str>) -> String {
+    e.unwrap_or_default().trim_matches('"').to_owned()
+}
+
+#[async_trait]
+impl ArtifactStore for S3ArtifactStore {
+    async fn head(&self, key: &ArtifactKey) -> Result<ObjectMeta, ArtifactError> {
+        let out = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(self.object(key))
+            .send()
+            .await
+            .map_err(|e| match e.as_service_error() {
+                Some(se) if se.is_not_found() => ArtifactError::NotFound {
+                    key: key.to_string(),
+                },
+                _ => unavailable("read object metadata", describe(&e)),
+            })?;
+        Ok(ObjectMeta {
+            size: u64::try_from(out.content_length().unwrap_or_default()).unwrap_or_default(),
+            etag: etag(out.e_tag()),
+            last_modified: to_chrono(out.last_modified()),
+        })
+    }
+
+    async fn get(
+        &self,
+        key: &ArtifactKey,
+        range: Option<GetRange>,
+    ) -> Result<GetResult, ArtifactError> {
+        // The range is resolved against the size here, so a bad range is the same typed error
+        // on every backend (S3 would only say 416).
+        let (meta, resolved) = match &range {
+            Some(r) => {
+                let meta = self.head(key).await?;
+                let resolved = r.as_range(meta.size)?;
+                (Some(meta), Some(resolved))
+            }
+            None => (None, None),
+        };
+        let mut req = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(self.object(key));
+        if let Some(r) = &resolved {
+            req = req.range(format!("bytes={}-{}", r.start, r.end - 1));
+        }
+        let out = req.send().await.map_err(|e| match e.as_service_error() {
+            Some(se) if se.is_no_such_key() => ArtifactError::NotFound {
+                key: key.to_string(),
+            },
+            _ => unavailable("read object", describe(&e)),
+        })?;
+        let meta = match meta {
+            Some(m) => m,
+            None => ObjectMeta {
+                size: u64::try_from(out.content_length().unwrap_or_default()).unwrap_or_default(),
+                etag: etag(out.e_tag()),
+                last_modified: to_chrono(out.last_modified()),
+            },
+        };
+        let range = resolved.unwrap_or(0..meta.size);
+        let name = key.to_string();
+        let stream = futures::stream::unfold(Some(out.body), move |body| {
+            let name = name.clone();
+            async move {
+                let mut body = body?;
+                match body.next().await {
+                    Some(Ok(chunk)) => Some((Ok(chunk), Some(body))),
+                    Some(Err(e)) => Some((Err(unavailable(&format!("stream {name}"), e)), None)),
+                    None => None,
+                }
+            }
+        })
+        .boxed();
+        Ok(GetResult {
+            meta,
+            range,
+            stream,
+        })
+    }
+
+    async fn put_file(&self, key: &ArtifactKey, src: &Path) -> Result<ObjectMeta, ArtifactError> {
+        let size = tokio::fs::metadata(src)
+            .await
+            .map_err(|e| ArtifactError::Source {
+                key: key.to_string(),
+                reason: format!("{}: {e}", src.display()),
+            })?
+            .len();
+        let object = self.object(key);
+        if size > self.multipart_threshold {
+            self.put_multipart(&object, src, size).await?;
+        } else {
+            let body = ByteStream::from_path(src)
+                .await
+                .map_err(|e| ArtifactError::Source {
+                    key: key.to_string(),
+                    reason: e.to_string(),
+                })?;
+            self.client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(&object)
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| unavailable("upload object", describe(&e)))?;
+        }
+        self.head(key).await
+    }
+
+    async fn delete(&self, key: &ArtifactKey) -> Result<(), ArtifactError> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(self.object(key))
+            .send()
+            .await
+            .map_err(|e| unavailable("delete object", describe(&e)))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::aws::testing::TestAws;
+
+    async fn make() -> (Arc<dyn ArtifactStore>, TestAws) {
+        let aws = TestAws::start().await;
+        let client = aws.s3_client();
+        let bucket = aws.fresh_bucket(&client).await;
+        let store =
+            S3ArtifactStore::new(client, &bucket, "prefix/under").with_parts(MIN_PART, MIN_PART);
+        (Arc::new(store), aws)
+    }
+
+    crate::artifact_store_conformance!(make);
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn large_files_go_up_in_parts_under_the_prefix() {
+        let aws = TestAws::start().await;
+        let client = aws.s3_client();
+        let bucket = aws.fresh_bucket(&client).await;
+        let store = S3ArtifactStore::new(client.clone(), &bucket, "/runs/v1/")
+            .with_parts(MIN_PART, MIN_PART);
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("big");
+        let body: Vec<u8> = (0..(2 * MIN_PART + 12_345))
+            .map(|i| (i * 31 % 251) as u8)
+            .collect();
+        std::fs::write(&src, &body).unwrap();
+        let key = ArtifactKey::parse("d/l/data/p/m-v1").unwrap();
+        let meta = store.put_file(&key, &src).await.unwrap();
+        assert_eq!(meta.size, body.len() as u64);
+        // A multipart ETag names its part count.
+        assert!(meta.etag.ends_with("-3"), "{}", meta.etag);
+        let listed = client
+            .list_objects_v2()
+            .bucket(&bucket)
+            .prefix("runs/v1/")
+            .send()
+            .await
+            .unwrap();
+        let keys: Vec<_> = listed.contents().iter().filter_map(|o| o.key()).collect();
+        assert_eq!(keys, ["runs/v1/d/l/data/p/m-v1"]);
+        let got = store
+            .get(&key, Some(GetRange::Bounded(MIN_PART - 10..MIN_PART + 10)))
+            .await
+            .unwrap();
+        assert_eq!(
+            got.bytes().await.unwrap(),
+            &body[(MIN_PART - 10) as usize..(MIN_PART + 10) as usize]
+        );
+        assert_eq!(
+            store.get(&key, None).await.unwrap().bytes().await.unwrap(),
+            body
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_unreachable_endpoint_is_a_retryable_error() {
+        let conf = aws_sdk_s3::config::Builder::new()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .endpoint_url("http://127.0.0.1:1")
+            .force_path_style(true)
+            .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                "t", "t", None, None, "t",
+            ))
+            .build();
+        let store = S3ArtifactStore::new(Client::from_conf(conf), "b", "");
+        let err = store
+            .head(&ArtifactKey::parse("k").unwrap())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ArtifactError::Unavailable(_)), "{err:?}");
+        assert!(!err.is_permanent());
+    }
+}

@@ -1,0 +1,74 @@
+//! AWS clients, configured the same way for every part that talks to AWS: a region, optional
+//! emulator endpoint (`AWS_ENDPOINT_URL`), path-style S3 addressing for emulators, credentials
+//! from the default chain (environment, ECS task role, ...), bounded timeouts and retries.
+
+#[cfg(any(test, feature = "conformance"))]
+pub mod testing;
+
+use std::time::Duration;
+
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+
+use crate::settings::EnvReader;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AwsSettings {
+    /// `AWS_REGION` (default `us-east-1`).
+    pub region: String,
+    /// `AWS_ENDPOINT_URL`: an emulator or a VPC endpoint.
+    pub endpoint_url: Option<String>,
+    /// `HTSPREP_S3_PATH_STYLE`: path-style S3 URLs (default: on with an endpoint URL).
+    pub s3_path_style: bool,
+}
+
+impl AwsSettings {
+    pub fn read(env: &mut EnvReader<'_>) -> Self {
+        let region = env
+            .optional("AWS_REGION")
+            .unwrap_or_else(|| "us-east-1".into());
+        let endpoint_url = env.optional("AWS_ENDPOINT_URL");
+        if let Some(u) = &endpoint_url
+            && !(u.starts_with("http://") || u.starts_with("https://"))
+        {
+            env.error("AWS_ENDPOINT_URL", "must be an http:// or https:// URL");
+        }
+        let default_path_style = endpoint_url.is_some();
+        let s3_path_style =
+            env.parse_with("HTSPREP_S3_PATH_STYLE", default_path_style, |s| match s {
+                "true" | "1" => Ok(true),
+                "false" | "0" => Ok(false),
+                _ => Err("expected true or false".into()),
+            });
+        Self {
+            region,
+            endpoint_url,
+            s3_path_style,
+        }
+    }
+
+    pub async fn sdk_config(&self) -> aws_config::SdkConfig {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .region(aws_config::Region::new(self.region.clone()))
+            .retry_config(RetryConfig::standard().with_max_attempts(4))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(5))
+                    .read_timeout(Duration::from_secs(60))
+                    .build(),
+            );
+        if let Some(url) = &self.endpoint_url {
+            loader = loader.endpoint_url(url);
+        }
+        loader.load().await
+    }
+
+    pub async fn s3_client(&self) -> aws_sdk_s3::Client {
+        let sdk = self.sdk_config().await;
+        let conf = aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(self.s3_path_style)
+            .build();
+        aws_sdk_s3::Client::from_conf(conf)
+    }
+}
