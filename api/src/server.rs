@@ -77,6 +77,7 @@ pub async fn build(
             .connect_timeout(std::time::Duration::from_secs(10))
             .build()
             .context("build the HTTP client")?,
+        s3: config.storage.aws.s3_client().await,
         admin_token: config.admin_token.as_deref().map(Arc::from),
         ready: Arc::new(RwLock::new(HashSet::new())),
         metrics: Arc::default(),

@@ -6,7 +6,10 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
-use htsprep_shared::artifacts::{ArtifactError, GetRange, GetResult, ObjectMeta, read_file_range};
+use htsprep_shared::artifacts::{
+    ArtifactError, ArtifactKey, ArtifactStore, GetRange, GetResult, ObjectMeta, S3ArtifactStore,
+    read_file_range,
+};
 use htsprep_shared::domain::AccessUrl;
 
 use crate::http::error::ApiError;
@@ -14,6 +17,8 @@ use crate::http::serve::Opener;
 
 pub struct UpstreamOpener<'a> {
     pub client: &'a reqwest::Client,
+    /// For `s3://` sources.
+    pub s3: &'a aws_sdk_s3::Client,
     pub url: &'a AccessUrl,
     /// A content-derived validator (the catalog md5) when one is known.
     pub etag: Option<String>,
@@ -199,8 +204,27 @@ impl Opener for UpstreamOpener<'_> {
                 Ok(with_etag(got, &self.etag))
             }
             "http" | "https" => self.http_get(range).await,
+            "s3" => {
+                // An s3:// source is read like an artifact of a store rooted at its bucket.
+                let url = self.url.as_url();
+                let bucket = url.host_str().unwrap_or_default();
+                let key = ArtifactKey::parse(url.path().trim_start_matches('/')).map_err(|e| {
+                    ApiError::Unsupported(format!(
+                        "the source key of {} cannot be served directly: {e}",
+                        self.url
+                    ))
+                })?;
+                let store = S3ArtifactStore::new(self.s3.clone(), bucket, "");
+                let got = store.get(&key, range).await.map_err(|e| match e {
+                    ArtifactError::NotFound { .. } => {
+                        ApiError::Upstream(format!("the source {} does not exist", self.url))
+                    }
+                    other => ApiError::from(other),
+                })?;
+                Ok(with_etag(got, &self.etag))
+            }
             other => Err(ApiError::Unsupported(format!(
-                "serving {other}:// sources directly is not supported yet; use a file:// or https:// access_url"
+                "serving {other}:// sources directly is not supported; register a file://, https:// or s3:// access_url"
             ))),
         }
     }

@@ -246,6 +246,7 @@ async fn serve_upstream(
 ) -> Result<Response, ApiError> {
     let opener = UpstreamOpener {
         client: &state.http,
+        s3: &state.s3,
         url,
         etag: (kind == ArtifactKind::Data && url == &file.access_url).then(|| file.md5.to_string()),
     };

@@ -16,6 +16,8 @@ pub struct AppState {
     pub artifacts: Arc<dyn ArtifactStore>,
     pub executor: Executor,
     pub http: reqwest::Client,
+    /// Reads `s3://` sources (passthrough formats, `?raw=true`, sidecars).
+    pub s3: aws_sdk_s3::Client,
     pub admin_token: Option<Arc<str>>,
     /// Index keys known to be published. Keys are content-addressed, so once an index exists the
     /// workflow is ready for good (an operator deleting artifacts is noticed on the next read).
