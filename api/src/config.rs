@@ -92,13 +92,6 @@ fn default_worker_bin() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("htsprep-worker"))
 }
 
-fn at_least_one(s: &str) -> Result<usize, String> {
-    match s.parse::<usize>() {
-        Ok(n) if n >= 1 => Ok(n),
-        _ => Err("expected a whole number of at least 1".into()),
-    }
-}
-
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
@@ -133,10 +126,8 @@ impl Config {
         let secs = Duration::from_secs;
         let jobs = JobSettings {
             stale_after: env.seconds("HTSPREP_STALE_AFTER_SECONDS", secs(60)),
-            max_attempts: env.parse_with("HTSPREP_MAX_ATTEMPTS", 3u32, |s| {
-                at_least_one(s).map(|n| u32::try_from(n).unwrap_or(u32::MAX))
-            }),
-            max_active: env.parse_with("HTSPREP_MAX_ACTIVE_WORKFLOWS", 64usize, at_least_one),
+            max_attempts: u32::try_from(env.count("HTSPREP_MAX_ATTEMPTS", 3)).unwrap_or(u32::MAX),
+            max_active: env.count("HTSPREP_MAX_ACTIVE_WORKFLOWS", 64),
             max_wait: env.seconds("HTSPREP_MAX_WAIT_SECONDS", secs(120)),
             worker_wait: env.seconds("HTSPREP_WORKER_WAIT_SECONDS", secs(120)),
             sort_memory: env.bytes("HTSPREP_SORT_MEMORY", 512 << 20),
@@ -166,8 +157,8 @@ impl Config {
             worker_bin: env.parse_with("HTSPREP_WORKER_BIN", default_worker_bin(), |s| {
                 Ok(PathBuf::from(s))
             }),
-            max_workers: env.parse_with("HTSPREP_MAX_WORKERS", 2usize, at_least_one),
-            jobs_per_worker: env.parse_with("HTSPREP_WORKER_JOBS", 2usize, at_least_one),
+            max_workers: env.count("HTSPREP_MAX_WORKERS", 2),
+            jobs_per_worker: env.count("HTSPREP_WORKER_JOBS", 2),
             idle_timeout: env.seconds("HTSPREP_WORKER_IDLE_SECONDS", secs(120)),
             heartbeat: env.seconds("HTSPREP_HEARTBEAT_SECONDS", secs(10)),
             token: env

@@ -49,6 +49,20 @@ pub struct CatalogPage {
     pub next: Option<(Ident, Ident)>,
 }
 
+impl CatalogPage {
+    /// Builds a page from up to `limit + 1` files fetched in order.
+    pub fn from_rows(mut files: Vec<FileRecord>, limit: usize) -> Self {
+        let more = files.len() > limit;
+        files.truncate(limit);
+        let next = if more {
+            files.last().map(|f| (f.dcc.clone(), f.local_id.clone()))
+        } else {
+            None
+        };
+        Self { files, next }
+    }
+}
+
 #[async_trait]
 pub trait Catalog: Send + Sync + std::fmt::Debug {
     async fn get(&self, dcc: &Ident, local_id: &Ident) -> Result<FileRecord, CatalogError>;

@@ -14,5 +14,7 @@ pub mod mongo;
 pub mod settings;
 mod sqlite;
 pub mod storage;
+#[cfg(any(test, feature = "conformance"))]
+pub mod test_server;
 
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -96,6 +96,14 @@ impl<'a> EnvReader<'a> {
         })
     }
 
+    /// A whole number, at least 1.
+    pub fn count(&mut self, var: &'static str, default: usize) -> usize {
+        self.parse_with(var, default, |s| match s.parse::<usize>() {
+            Ok(n) if n >= 1 => Ok(n),
+            _ => Err("expected a whole number of at least 1".to_owned()),
+        })
+    }
+
     /// A whole number of seconds.
     pub fn seconds(&mut self, var: &'static str, default: Duration) -> Duration {
         self.parse_with(var, default, |s| {

@@ -76,12 +76,7 @@ impl WorkerConfig {
         let storage = StorageConfig::read(&mut env);
         let default_work = storage.data_dir.join("work");
         let work_dir = env.parse_with("HTSPREP_WORK_DIR", default_work, |s| Ok(PathBuf::from(s)));
-        let max_jobs = env.parse_with("HTSPREP_WORKER_MAX_JOBS", 2usize, |s| {
-            match s.parse::<usize>() {
-                Ok(n) if n >= 1 => Ok(n),
-                _ => Err("expected a whole number of at least 1".into()),
-            }
-        });
+        let max_jobs = env.count("HTSPREP_WORKER_MAX_JOBS", 2);
         let idle = env.seconds(
             "HTSPREP_WORKER_IDLE_TIMEOUT_SECONDS",
             Duration::from_secs(300),

@@ -165,3 +165,15 @@ impl From<ArtifactError> for ApiError {
         }
     }
 }
+
+/// The optional `limit` query parameter of a listing.
+pub(crate) fn page_limit(
+    q: &std::collections::HashMap<String, String>,
+) -> Result<Option<usize>, ApiError> {
+    q.get("limit")
+        .map(|l| {
+            l.parse()
+                .map_err(|_| ApiError::BadRequest(format!("limit={l:?} is not a number")))
+        })
+        .transpose()
+}

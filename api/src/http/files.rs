@@ -11,7 +11,7 @@ use htsprep_shared::domain::Ident;
 
 use super::AppState;
 use super::admin::require_admin;
-use super::error::ApiError;
+use super::error::{ApiError, page_limit};
 
 fn ident(field: &str, v: &str) -> Result<Ident, ApiError> {
     Ident::parse(v).map_err(|e| ApiError::BadRequest(format!("{field}: {e}")))
@@ -22,13 +22,7 @@ pub(crate) async fn list(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let dcc = q.get("dcc").map(|d| ident("dcc", d)).transpose()?;
-    let limit = match q.get("limit") {
-        None => None,
-        Some(l) => Some(
-            l.parse()
-                .map_err(|_| ApiError::BadRequest(format!("limit={l:?} is not a number")))?,
-        ),
-    };
+    let limit = page_limit(&q)?;
     let after = match q.get("after") {
         None => None,
         Some(a) => {

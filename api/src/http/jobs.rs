@@ -10,7 +10,7 @@ use htsprep_shared::jobstore::{ListQuery, PageCursor};
 
 use super::AppState;
 use super::admin::require_admin;
-use super::error::ApiError;
+use super::error::{ApiError, page_limit};
 use super::view::JobView;
 
 pub(crate) async fn get(
@@ -37,13 +37,7 @@ pub(crate) async fn list(
             ))
         })?),
     };
-    let limit = match q.get("limit") {
-        None => None,
-        Some(l) => Some(
-            l.parse()
-                .map_err(|_| ApiError::BadRequest(format!("limit={l:?} is not a number")))?,
-        ),
-    };
+    let limit = page_limit(&q)?;
     let after = match q.get("after") {
         None => None,
         Some(a) => Some(PageCursor::decode(a).ok_or_else(|| {

@@ -64,7 +64,11 @@ fn meta_of(md: &std::fs::Metadata) -> ObjectMeta {
     }
 }
 
-fn io_err(action: &'static str, key: &ArtifactKey, source: std::io::Error) -> ArtifactError {
+fn io_err(
+    action: &'static str,
+    key: &(impl std::fmt::Display + ?Sized),
+    source: std::io::Error,
+) -> ArtifactError {
     if source.kind() == std::io::ErrorKind::NotFound
         || source.kind() == std::io::ErrorKind::NotADirectory
     {
@@ -95,20 +99,7 @@ fn read_small(
     let not_found = || ArtifactError::NotFound {
         key: name.to_owned(),
     };
-    let io = |action: &'static str, source: std::io::Error| {
-        if matches!(
-            source.kind(),
-            std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
-        ) {
-            not_found()
-        } else {
-            ArtifactError::Io {
-                action,
-                key: name.to_owned(),
-                source,
-            }
-        }
-    };
+    let io = |action: &'static str, source: std::io::Error| io_err(action, name, source);
     let mut file = std::fs::File::open(path).map_err(|e| io("open", e))?;
     let md = file.metadata().map_err(|e| io("stat", e))?;
     if !md.is_file() {
@@ -176,20 +167,7 @@ async fn stream_file_range(
     let not_found = || ArtifactError::NotFound {
         key: name.to_owned(),
     };
-    let io = |action: &'static str, source: std::io::Error| {
-        if matches!(
-            source.kind(),
-            std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
-        ) {
-            not_found()
-        } else {
-            ArtifactError::Io {
-                action,
-                key: name.to_owned(),
-                source,
-            }
-        }
-    };
+    let io = |action: &'static str, source: std::io::Error| io_err(action, name, source);
     let mut file = tokio::fs::File::open(path)
         .await
         .map_err(|e| io("open", e))?;

@@ -2,13 +2,10 @@
 //! test that needs it and stopped when the guard drops; or the one `HTSPREP_TEST_AWS_ENDPOINT`
 //! names (the test script starts one for the whole run). Clients use static test credentials.
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use crate::test_server::ScriptServer;
 
 pub struct TestAws {
-    child: Option<Child>,
+    _server: Option<ScriptServer>,
     pub endpoint: String,
 }
 
@@ -18,37 +15,17 @@ impl TestAws {
             && !endpoint.is_empty()
         {
             return Self {
-                child: None,
+                _server: None,
                 endpoint,
             };
         }
-        tokio::task::spawn_blocking(|| {
-            let script =
-                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/aws-test-server.sh");
-            let mut child = Command::new("bash")
-                .arg(script)
-                .arg("--port")
-                .arg("0")
-                .stdout(Stdio::piped())
-                .stderr(Stdio::inherit())
-                .spawn()
-                .expect("start scripts/aws-test-server.sh (scripts/setup.sh prepares it)");
-            let mut line = String::new();
-            BufReader::new(child.stdout.take().expect("stdout"))
-                .read_line(&mut line)
-                .expect("read the listening line");
-            let addr = line
-                .trim()
-                .strip_prefix("moto listening on ")
-                .unwrap_or_else(|| panic!("unexpected line from the AWS emulator: {line:?}"))
-                .to_owned();
-            Self {
-                child: Some(child),
-                endpoint: format!("http://{addr}"),
-            }
-        })
-        .await
-        .expect("start task")
+        let server = tokio::task::spawn_blocking(|| ScriptServer::start("aws-test-server.sh"))
+            .await
+            .expect("start task");
+        Self {
+            endpoint: format!("http://{}", server.addr),
+            _server: Some(server),
+        }
     }
 
     /// An S3 client for the emulator, with path-style addressing and test credentials.
@@ -75,24 +52,5 @@ impl TestAws {
             .await
             .expect("create a test bucket");
         name
-    }
-}
-
-impl Drop for TestAws {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(child.id().to_string())
-                .status();
-            for _ in 0..40 {
-                if matches!(child.try_wait(), Ok(Some(_))) {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(25));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
     }
 }

@@ -158,15 +158,8 @@ impl Catalog for MongoCatalog {
         })
         .await
         .map_err(|e| backend("list files", e))?;
-        let mut files: Vec<FileRecord> = docs.into_iter().map(FileRecord::from).collect();
-        let more = files.len() > limit;
-        files.truncate(limit);
-        let next = if more {
-            files.last().map(|f| (f.dcc.clone(), f.local_id.clone()))
-        } else {
-            None
-        };
-        Ok(CatalogPage { files, next })
+        let files: Vec<FileRecord> = docs.into_iter().map(FileRecord::from).collect();
+        Ok(CatalogPage::from_rows(files, limit))
     }
 
     async fn delete(&self, dcc: &Ident, local_id: &Ident) -> Result<bool, CatalogError> {

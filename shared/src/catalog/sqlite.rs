@@ -126,18 +126,11 @@ impl Catalog for SqliteCatalog {
                 Ok(rows)
             })
             .await?;
-        let mut files = rows
+        let files = rows
             .iter()
             .map(|(d, l, doc)| decode(&format!("{d}/{l}"), doc))
             .collect::<Result<Vec<_>, _>>()?;
-        let more = files.len() > limit;
-        files.truncate(limit);
-        let next = if more {
-            files.last().map(|f| (f.dcc.clone(), f.local_id.clone()))
-        } else {
-            None
-        };
-        Ok(CatalogPage { files, next })
+        Ok(CatalogPage::from_rows(files, limit))
     }
 
     async fn delete(&self, dcc: &Ident, local_id: &Ident) -> Result<bool, CatalogError> {

@@ -3,20 +3,14 @@
 //! `HTSPREP_TEST_MONGODB_URI` is set (the test script starts one server for the whole run), that
 //! server is used instead. Every caller gets a database of its own.
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use super::{DEFAULT_DATABASE, MongoDb, MongoSettings};
+use crate::test_server::ScriptServer;
 
 pub struct TestMongo {
-    child: Option<Child>,
+    _server: Option<ScriptServer>,
     pub uri: String,
-}
-
-fn launcher() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/mongo-test-server.sh")
 }
 
 impl TestMongo {
@@ -24,33 +18,18 @@ impl TestMongo {
         if let Ok(uri) = std::env::var("HTSPREP_TEST_MONGODB_URI")
             && !uri.is_empty()
         {
-            return Self { child: None, uri };
+            return Self { _server: None, uri };
         }
-        tokio::task::spawn_blocking(|| {
-            let mut child = Command::new("bash")
-                .arg(launcher())
-                .arg("--port")
-                .arg("0")
-                .stdout(Stdio::piped())
-                .stderr(Stdio::inherit())
-                .spawn()
-                .expect("start scripts/mongo-test-server.sh (scripts/setup.sh prepares it)");
-            let mut line = String::new();
-            BufReader::new(child.stdout.take().expect("stdout"))
-                .read_line(&mut line)
-                .expect("read the listening line");
-            let addr = line
-                .trim()
-                .strip_prefix("mongoeco listening on ")
-                .unwrap_or_else(|| panic!("unexpected line from the test server: {line:?}"))
-                .to_owned();
-            Self {
-                child: Some(child),
-                uri: format!("mongodb://{addr}/?directConnection=true&retryWrites=false"),
-            }
-        })
-        .await
-        .expect("start task")
+        let server = tokio::task::spawn_blocking(|| ScriptServer::start("mongo-test-server.sh"))
+            .await
+            .expect("start task");
+        Self {
+            uri: format!(
+                "mongodb://{}/?directConnection=true&retryWrites=false",
+                server.addr
+            ),
+            _server: Some(server),
+        }
     }
 
     pub fn settings(&self, database: &str) -> MongoSettings {
@@ -70,28 +49,4 @@ impl TestMongo {
             .await
             .expect("connect to the test server")
     }
-}
-
-impl Drop for TestMongo {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = nix_free_terminate(&mut child);
-        }
-    }
-}
-
-/// SIGTERM through `kill(1)` (no libc in this crate), then reap; SIGKILL if it lingers.
-fn nix_free_terminate(child: &mut Child) -> std::io::Result<()> {
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status();
-    for _ in 0..40 {
-        if child.try_wait()?.is_some() {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    child.kill()?;
-    child.wait().map(|_| ())
 }
