@@ -2,12 +2,19 @@
 # Installs what htsprep needs on a fresh Debian/Ubuntu machine, skipping what is already there:
 # the genomics tools its pipelines run (samtools, tabix/bgzip, bcftools, gffread), protoc for
 # the gRPC code generation, and bigbedtobed (crate bigtools) for bigBed sources.
+# `scripts/setup.sh --for-tests` also installs what only the tests use: node and the GMOD
+# readers, the MongoDB-wire test server and the AWS emulator.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-for pair in samtools:samtools tabix:tabix bgzip:tabix bcftools:bcftools gffread:gffread protoc:protobuf-compiler \
-            curl:curl xz:xz-utils node:nodejs npm:npm; do
+tools="samtools:samtools tabix:tabix bgzip:tabix bcftools:bcftools gffread:gffread protoc:protobuf-compiler curl:curl"
+for_tests=0
+if [ "${1:-}" = "--for-tests" ]; then
+  for_tests=1
+  tools="$tools xz:xz-utils node:nodejs npm:npm"
+fi
+for pair in $tools; do
   cmd=${pair%%:*} pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
@@ -23,6 +30,8 @@ if ! command -v bigbedtobed >/dev/null 2>&1; then
   echo "setup: installing bigbedtobed (cargo install bigtools, about 90 s)" >&2
   cargo install bigtools --version 0.5.8 --locked --no-default-features --features cli --quiet
 fi
+
+[ "$for_tests" = 1 ] || exit 0
 
 # The GMOD readers Gosling uses, for the end-to-end tests (versions pinned in the lock file).
 if [ ! -d tests/gmod/node_modules/@gmod/bam ]; then

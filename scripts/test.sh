@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
-scripts/setup.sh
+scripts/setup.sh --for-tests
 cargo build --workspace --bins --locked
 
 # One MongoDB-wire server and one AWS emulator for the whole run (each test uses a database or
