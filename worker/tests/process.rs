@@ -264,7 +264,7 @@ async fn refuses_calls_without_the_token_and_bad_requests() {
 async fn excess_jobs_are_refused_and_sigterm_drains() {
     let w = start(&[
         ("HTSPREP_WORKER_MAX_JOBS", "1"),
-        ("HTSPREP_WORKER_DRAIN_GRACE_SECONDS", "1"),
+        ("HTSPREP_WORKER_DRAIN_GRACE_SECONDS", "5"),
     ]);
     let body = std::fs::read(repo_testdata("ctcf_trackline.bed")).unwrap();
     let md5 = md5_of(&repo_testdata("ctcf_trackline.bed"));
