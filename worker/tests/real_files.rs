@@ -107,6 +107,18 @@ fn check_bam(data: &Path, expected: &BTreeMap<String, usize>) {
     }
 }
 
+/// The stages a job started, in order.
+fn started_stages(ran: &harness::Ran) -> Vec<&str> {
+    ran.job
+        .events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::StageStarted { stage, .. } => Some(stage.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
 async fn run_file(name: &str, format: Format) -> (Harness, harness::Ran) {
     let h = Harness::new().await;
     let spec = h
@@ -230,15 +242,7 @@ async fn unsorted_sam_is_sorted_and_indexed() {
     )
     .unwrap();
     check_bam(&local, &bam_counts(&repo_testdata("phix_unsorted.sam")));
-    let started: Vec<_> = ran
-        .job
-        .events
-        .iter()
-        .filter_map(|e| match &e.kind {
-            EventKind::StageStarted { stage, .. } => Some(stage.as_str()),
-            _ => None,
-        })
-        .collect();
+    let started = started_stages(&ran);
     assert_eq!(started, ["fetch", "sort", "index", "validate"]);
 }
 
@@ -260,15 +264,7 @@ async fn sorted_bam_is_indexed_without_resorting() {
     )
     .unwrap();
     check_bam(&local, &bam_counts(&repo_testdata("gstt1_sample.bam")));
-    let started: Vec<_> = ran
-        .job
-        .events
-        .iter()
-        .filter_map(|e| match &e.kind {
-            EventKind::StageStarted { stage, .. } => Some(stage.as_str()),
-            _ => None,
-        })
-        .collect();
+    let started = started_stages(&ran);
     assert_eq!(started, ["fetch", "index-as-is", "validate"]);
 }
 
@@ -291,15 +287,7 @@ async fn an_unsorted_bam_is_detected_and_sorted() {
     let spec = h.file_spec("unsorted-bam", Format::Bam, &bam).await;
     let ran = h.run(spec).await;
     assert_eq!(ran.job.status, JobStatus::Completed, "{:?}", ran.job.error);
-    let started: Vec<_> = ran
-        .job
-        .events
-        .iter()
-        .filter_map(|e| match &e.kind {
-            EventKind::StageStarted { stage, .. } => Some(stage.as_str()),
-            _ => None,
-        })
-        .collect();
+    let started = started_stages(&ran);
     assert_eq!(
         started,
         ["fetch", "index-as-is", "sort", "index", "validate"]
