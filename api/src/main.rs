@@ -2,23 +2,13 @@ use clap::Parser;
 use htsprep_api::cli::{Cli, Command};
 use htsprep_api::config::Config;
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("install SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM"),
-        _ = int.recv() => tracing::info!("SIGINT"),
-    }
-}
-
 async fn serve(config: Config) -> anyhow::Result<()> {
     use anyhow::Context;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("bind {}", config.listen))?;
     println!("htsprep-api listening on http://{}", listener.local_addr()?);
-    htsprep_api::server::serve(config, listener, wait_for_signal()).await
+    htsprep_api::server::serve(config, listener, htsprep_shared::process::shutdown_signal()).await
 }
 
 /// How many tasks a runtime thread runs before it polls for IO again (tokio's default is 61).
@@ -36,13 +26,7 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn real_main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    htsprep_shared::process::init_logging();
     let cli = Cli::parse();
     let config = match Config::from_env() {
         Ok(c) => c,

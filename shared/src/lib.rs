@@ -11,6 +11,7 @@ pub mod clock;
 pub mod domain;
 pub mod jobstore;
 pub mod mongo;
+pub mod process;
 pub mod settings;
 mod sqlite;
 pub mod storage;

@@ -5,7 +5,6 @@ use clap::{Parser, Subcommand};
 use htsprep_worker::config::WorkerConfig;
 use htsprep_worker::server;
 use tokio::net::TcpListener;
-use tokio::signal::unix::{SignalKind, signal};
 
 #[derive(Parser)]
 #[command(
@@ -26,15 +25,6 @@ enum Command {
     Healthcheck,
 }
 
-async fn wait_for_signal() {
-    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("install SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM"),
-        _ = int.recv() => tracing::info!("SIGINT"),
-    }
-}
-
 async fn serve(config: WorkerConfig) -> anyhow::Result<()> {
     let grpc = TcpListener::bind(config.grpc_listen)
         .await
@@ -48,7 +38,13 @@ async fn serve(config: WorkerConfig) -> anyhow::Result<()> {
         grpc.local_addr()?,
         health.local_addr()?
     );
-    server::run(config, grpc, health, wait_for_signal()).await?;
+    server::run(
+        config,
+        grpc,
+        health,
+        htsprep_shared::process::shutdown_signal(),
+    )
+    .await?;
     Ok(())
 }
 
@@ -71,13 +67,7 @@ async fn healthcheck(config: WorkerConfig) -> anyhow::Result<()> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    htsprep_shared::process::init_logging();
     let cli = Cli::parse();
     let config = match WorkerConfig::from_env() {
         Ok(c) => c,
