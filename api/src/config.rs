@@ -11,9 +11,11 @@ use std::time::Duration;
 use htsprep_shared::settings::{ConfigError, EnvReader};
 use htsprep_shared::storage::StorageConfig;
 
+use crate::fleet::ecs::EcsSettings;
+
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq)]
 pub struct Config {
     /// `HTSPREP_LISTEN`: the address the HTTP API binds.
     pub listen: SocketAddr,
@@ -54,12 +56,15 @@ pub struct JobSettings {
     pub shutdown_grace: Duration,
 }
 
-/// The local fleet: worker processes on this host.
-#[derive(Clone, PartialEq, Eq)]
+/// The fleet: worker processes on this host, or Fargate tasks when `ECS_CLUSTER` is set.
+#[derive(Clone, PartialEq)]
 pub struct FleetSettings {
+    /// `ECS_CLUSTER` and the `ECS_WORKER_*` variables: run workers as ECS tasks.
+    pub ecs: Option<EcsSettings>,
     /// `HTSPREP_WORKER_BIN`: the worker binary (default: `htsprep-worker` beside this binary).
     pub worker_bin: PathBuf,
-    /// `HTSPREP_MAX_WORKERS`: worker processes at most (default 2).
+    /// `HTSPREP_MAX_WORKERS`: workers (processes or tasks) running or starting at most
+    /// (default 2).
     pub max_workers: usize,
     /// `HTSPREP_WORKER_JOBS`: jobs per worker at once (default 2).
     pub jobs_per_worker: usize,
@@ -74,6 +79,7 @@ pub struct FleetSettings {
 impl fmt::Debug for FleetSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FleetSettings")
+            .field("ecs", &self.ecs)
             .field("worker_bin", &self.worker_bin)
             .field("max_workers", &self.max_workers)
             .field("jobs_per_worker", &self.jobs_per_worker)
@@ -153,7 +159,38 @@ impl Config {
                 env.error(var, "must be at least 1");
             }
         }
+        let ecs = EcsSettings::read(&mut env);
+        let explicit_token = env.optional("HTSPREP_WORKER_TOKEN");
+        if ecs.is_some() {
+            // Fargate workers share nothing with this process but the stores and the token.
+            let needs = [
+                (
+                    "HTSPREP_WORKER_TOKEN",
+                    explicit_token.is_none(),
+                    "the gRPC token the worker task definition also sets (from a secret)",
+                ),
+                (
+                    "WORKFLOW_S3_BUCKET",
+                    storage.s3.is_none(),
+                    "workers on ECS publish artifacts to S3",
+                ),
+                (
+                    "MONGODB_URI",
+                    storage.mongo.is_none(),
+                    "workers on ECS record jobs in MongoDB",
+                ),
+            ];
+            for (var, missing, why) in needs {
+                if missing {
+                    env.error(var, format!("must be set with ECS_CLUSTER: {why}"));
+                }
+            }
+        }
+        if explicit_token.as_ref().is_some_and(|t| t.len() < 16) {
+            env.error("HTSPREP_WORKER_TOKEN", "must be at least 16 characters");
+        }
         let fleet = FleetSettings {
+            ecs,
             worker_bin: env.parse_with("HTSPREP_WORKER_BIN", default_worker_bin(), |s| {
                 Ok(PathBuf::from(s))
             }),
@@ -161,9 +198,7 @@ impl Config {
             jobs_per_worker: env.count("HTSPREP_WORKER_JOBS", 2),
             idle_timeout: env.seconds("HTSPREP_WORKER_IDLE_SECONDS", secs(120)),
             heartbeat: env.seconds("HTSPREP_HEARTBEAT_SECONDS", secs(10)),
-            token: env
-                .optional("HTSPREP_WORKER_TOKEN")
-                .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string()),
+            token: explicit_token.unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string()),
         };
         if fleet.heartbeat.is_zero() || fleet.heartbeat >= jobs.stale_after {
             env.error(
@@ -226,6 +261,63 @@ mod tests {
             text.contains("HTSPREP_LISTEN: \"localhost\": expected an address"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn ecs_cluster_selects_the_ecs_fleet_with_its_settings() {
+        let c = Config::from_vars(&vars(&[
+            ("ECS_CLUSTER", "htsprep"),
+            ("ECS_WORKER_TASK_DEFINITION", "htsprep-worker:3"),
+            ("ECS_WORKER_SUBNETS", "subnet-a, subnet-b"),
+            ("ECS_WORKER_SECURITY_GROUPS", "sg-1"),
+            ("ECS_WORKER_ASSIGN_PUBLIC_IP", "ENABLED"),
+            ("HTSPREP_WORKER_TOKEN", "0123456789abcdef0123"),
+            ("WORKFLOW_S3_BUCKET", "artifacts"),
+            ("MONGODB_URI", "mongodb://db:27017"),
+        ]))
+        .unwrap();
+        let ecs = c.fleet.ecs.expect("ECS fleet");
+        assert_eq!(ecs.cluster, "htsprep");
+        assert_eq!(ecs.subnets, ["subnet-a", "subnet-b"]);
+        assert_eq!(ecs.security_groups, ["sg-1"]);
+        assert!(ecs.assign_public_ip && ecs.require_healthy);
+        assert_eq!((ecs.grpc_port, ecs.started_by.as_str()), (50051, "htsprep"));
+        assert!(ecs.describe_per_second <= crate::fleet::ecs::ECS_DESCRIBE_LIMIT);
+        assert!(Config::from_vars(&vars(&[])).unwrap().fleet.ecs.is_none());
+    }
+
+    #[test]
+    fn missing_and_inconsistent_ecs_settings_are_reported_together() {
+        let err = Config::from_vars(&vars(&[
+            ("ECS_CLUSTER", "htsprep"),
+            ("ECS_WORKER_ASSIGN_PUBLIC_IP", "maybe"),
+            ("HTSPREP_ECS_DESCRIBE_PER_SECOND", "50"),
+        ]))
+        .unwrap_err();
+        let mut named: Vec<_> = err.0.iter().map(|e| e.var).collect();
+        named.sort_unstable();
+        assert_eq!(
+            named,
+            [
+                "ECS_WORKER_ASSIGN_PUBLIC_IP",
+                "ECS_WORKER_SECURITY_GROUPS",
+                "ECS_WORKER_SUBNETS",
+                "ECS_WORKER_TASK_DEFINITION",
+                "HTSPREP_ECS_DESCRIBE_PER_SECOND",
+                "HTSPREP_WORKER_TOKEN",
+                "MONGODB_URI",
+                "WORKFLOW_S3_BUCKET",
+            ]
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains("workers on ECS publish artifacts to S3"),
+            "{text}"
+        );
+        // Worker settings without a cluster are a mistake, not a silent local fleet.
+        let err = Config::from_vars(&vars(&[("ECS_WORKER_SUBNETS", "subnet-a")])).unwrap_err();
+        assert_eq!(err.0[0].var, "ECS_CLUSTER");
+        assert!(err.to_string().contains("ECS_WORKER_SUBNETS"));
     }
 
     #[test]

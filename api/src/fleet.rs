@@ -2,7 +2,11 @@
 //! healthy ones as they come and go. The local fleet (worker processes on this host) implements
 //! both; ECS implements them with `RunTask` and `ListTasks`/`DescribeTasks`.
 
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
+pub mod ecs;
 mod local;
+mod rate;
 mod worker_set;
 
 use std::time::Duration;
@@ -10,7 +14,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use htsprep_shared::domain::JobId;
 
+pub use ecs::{EcsFleet, EcsFleetConfig};
 pub use local::{LocalFleet, LocalFleetConfig};
+pub use rate::RateLimiter;
 pub use worker_set::{Subscription, WorkerEvent, WorkerSet};
 
 /// A worker that can take jobs.

@@ -12,7 +12,10 @@ use tokio_util::sync::CancellationToken;
 use crate::catalog_cache::CachedCatalog;
 use crate::config::Config;
 use crate::executor::Executor;
-use crate::fleet::{Discovery, LocalFleet, LocalFleetConfig, Provisioner};
+use crate::fleet::ecs::{EcsSettings, ecs_client};
+use crate::fleet::{
+    Discovery, EcsFleet, EcsFleetConfig, LocalFleet, LocalFleetConfig, Provisioner,
+};
 use crate::http::{AppState, router};
 use crate::{reconciler, stores};
 
@@ -39,6 +42,80 @@ pub fn local_fleet(config: &Config) -> LocalFleet {
         token: config.fleet.token.clone(),
         start_timeout: std::time::Duration::from_secs(15),
     })
+}
+
+/// The environment every ECS worker task gets from the API, so that both sides agree on
+/// heartbeats, job bounds and timeouts (the task definition sets the rest, the token included).
+pub fn ecs_worker_env(config: &Config, ecs: &EcsSettings) -> Vec<(String, String)> {
+    let f = &config.fleet;
+    [
+        (
+            "HTSPREP_WORKER_LISTEN",
+            format!("0.0.0.0:{}", ecs.grpc_port),
+        ),
+        ("HTSPREP_WORKER_MAX_JOBS", f.jobs_per_worker.to_string()),
+        (
+            "HTSPREP_WORKER_IDLE_TIMEOUT_SECONDS",
+            f.idle_timeout.as_secs().max(1).to_string(),
+        ),
+        (
+            "HTSPREP_WORKER_DRAIN_GRACE_SECONDS",
+            config.jobs.shutdown_grace.as_secs().to_string(),
+        ),
+        (
+            "HTSPREP_HEARTBEAT_SECONDS",
+            f.heartbeat.as_secs().max(1).to_string(),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+/// The fleet the configuration selects: ECS tasks when `ECS_CLUSTER` is set, else worker
+/// processes on this host.
+pub async fn start_fleet(
+    config: &Config,
+) -> anyhow::Result<(Arc<dyn Provisioner>, Arc<dyn Discovery>)> {
+    if let Some(ecs) = &config.fleet.ecs {
+        let fleet = EcsFleet::new(
+            ecs_client(&config.storage.aws).await,
+            EcsFleetConfig {
+                settings: ecs.clone(),
+                max_workers: config.fleet.max_workers,
+                worker_env: ecs_worker_env(config, ecs),
+                backoff_base: std::time::Duration::from_secs(1),
+            },
+        );
+        fleet.start_polling();
+        tracing::info!(
+            cluster = %ecs.cluster,
+            task_definition = %ecs.task_definition,
+            subnets = %ecs.subnets.join(","),
+            security_groups = %ecs.security_groups.join(","),
+            assign_public_ip = ecs.assign_public_ip,
+            grpc_port = ecs.grpc_port,
+            max_workers = config.fleet.max_workers,
+            run_task_per_second = ecs.run_task_per_second,
+            describe_per_second = ecs.describe_per_second,
+            require_healthy = ecs.require_healthy,
+            "fleet: ECS Fargate tasks"
+        );
+        return Ok((Arc::new(fleet.clone()), Arc::new(fleet)));
+    }
+    if !config.fleet.worker_bin.exists() && config.fleet.worker_bin.components().count() > 1 {
+        anyhow::bail!(
+            "the worker binary {} does not exist; build it (cargo build --bins) or set HTSPREP_WORKER_BIN",
+            config.fleet.worker_bin.display()
+        );
+    }
+    let fleet = local_fleet(config);
+    tracing::info!(
+        worker_bin = %config.fleet.worker_bin.display(),
+        max_workers = config.fleet.max_workers,
+        "fleet: local worker processes"
+    );
+    Ok((Arc::new(fleet.clone()), Arc::new(fleet)))
 }
 
 /// Builds the service's state from its configuration and a fleet.
@@ -91,19 +168,14 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    if !config.fleet.worker_bin.exists() && config.fleet.worker_bin.components().count() > 1 {
-        anyhow::bail!(
-            "the worker binary {} does not exist; build it (cargo build --bins) or set HTSPREP_WORKER_BIN",
-            config.fleet.worker_bin.display()
-        );
-    }
-    let fleet = local_fleet(&config);
-    let state = build(
-        &config,
-        Arc::new(fleet.clone()) as Arc<dyn Provisioner>,
-        Arc::new(fleet.clone()) as Arc<dyn Discovery>,
-    )
-    .await?;
+    let (fleet, discovery) = start_fleet(&config).await?;
+    let state = match build(&config, Arc::clone(&fleet), discovery).await {
+        Ok(state) => state,
+        Err(e) => {
+            fleet.shutdown().await;
+            return Err(e);
+        }
+    };
     let stop = CancellationToken::new();
     let reconciler = tokio::spawn(reconciler::run(
         Arc::clone(&state.store),

@@ -35,12 +35,7 @@ impl AwsSettings {
             env.error("AWS_ENDPOINT_URL", "must be an http:// or https:// URL");
         }
         let default_path_style = endpoint_url.is_some();
-        let s3_path_style =
-            env.parse_with("HTSPREP_S3_PATH_STYLE", default_path_style, |s| match s {
-                "true" | "1" => Ok(true),
-                "false" | "0" => Ok(false),
-                _ => Err("expected true or false".into()),
-            });
+        let s3_path_style = env.flag("HTSPREP_S3_PATH_STYLE", default_path_style);
         Self {
             region,
             endpoint_url,

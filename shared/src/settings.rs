@@ -118,6 +118,28 @@ impl<'a> EnvReader<'a> {
         self.parse_with(var, default, parse_bytes)
     }
 
+    /// `true`/`1`/`yes` or `false`/`0`/`no`.
+    pub fn flag(&mut self, var: &'static str, default: bool) -> bool {
+        self.parse_with(var, default, |s| match s.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => Ok(true),
+            "false" | "0" | "no" => Ok(false),
+            _ => Err("expected true or false".into()),
+        })
+    }
+
+    /// A comma-separated list (blank items dropped); empty when unset.
+    pub fn list(&self, var: &str) -> Vec<String> {
+        self.raw(var)
+            .map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     pub fn optional(&self, var: &str) -> Option<String> {
         self.raw(var).map(str::to_owned)
     }

@@ -90,11 +90,7 @@ impl StorageConfig {
                 "must start with mongodb:// or mongodb+srv://",
             );
         }
-        let create_indexes = env.parse_with("HTSPREP_CREATE_INDEXES", true, |s| match s {
-            "true" | "1" | "yes" => Ok(true),
-            "false" | "0" | "no" => Ok(false),
-            _ => Err("expected true or false".into()),
-        });
+        let create_indexes = env.flag("HTSPREP_CREATE_INDEXES", true);
         let s3 = env.optional("WORKFLOW_S3_BUCKET").map(|bucket| S3Location {
             bucket,
             prefix: env.optional("WORKFLOW_S3_PREFIX").unwrap_or_default(),

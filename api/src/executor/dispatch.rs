@@ -23,7 +23,13 @@ pub(crate) enum Dispatch {
 pub(crate) async fn dispatch(worker: &WorkerInfo, token: &str, req: pb::RunJobRequest) -> Dispatch {
     let endpoint =
         match tonic::transport::Endpoint::from_shared(format!("http://{}", worker.address)) {
-            Ok(e) => e.connect_timeout(Duration::from_secs(5)),
+            // Keep-alive pings notice a worker that vanished without closing the connection
+            // (a stopped Fargate task): the stream breaks and the job is retried.
+            Ok(e) => e
+                .connect_timeout(Duration::from_secs(5))
+                .http2_keep_alive_interval(Duration::from_secs(15))
+                .keep_alive_timeout(Duration::from_secs(10))
+                .keep_alive_while_idle(true),
             Err(e) => {
                 return Dispatch::Declined(format!("bad worker address {}: {e}", worker.address));
             }

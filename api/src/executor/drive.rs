@@ -111,25 +111,17 @@ async fn run_attempt(exec: &Executor, file: &FileRecord, job: &JobRecord) -> Att
     let request = run_job_request(file, job, &inner.settings);
     let mut last_decline = String::from("no worker is available");
     loop {
-        // Idempotent per attempt: a fleet at its maximum just says yes; a busy one may grow.
-        {
-            match inner.provisioner.provision(&req).await {
-                Ok(()) => {}
-                Err(ProvisionError::Permanent(m)) => {
-                    return Attempt::Fatal(format!("cannot start a worker: {m}"));
-                }
-                Err(e @ ProvisionError::Capacity { .. }) => {
-                    last_decline = e.to_string();
-                    if tokio::time::Instant::now() >= deadline {
-                        return Attempt::Retry(last_decline);
-                    }
-                    let wait = match e {
-                        ProvisionError::Capacity { retry_after, .. } => retry_after,
-                        ProvisionError::Permanent(_) => Duration::from_secs(1),
-                    };
-                    tokio::time::sleep(wait.min(Duration::from_secs(5))).await;
-                    continue;
-                }
+        // Idempotent per attempt: a fleet at its maximum or backing off says so, and the
+        // workers it already has are still tried (one may have a free slot).
+        let mut pause = Duration::from_millis(250);
+        match inner.provisioner.provision(&req).await {
+            Ok(()) => {}
+            Err(ProvisionError::Permanent(m)) => {
+                return Attempt::Fatal(format!("cannot start a worker: {m}"));
+            }
+            Err(e @ ProvisionError::Capacity { retry_after, .. }) => {
+                last_decline = e.to_string();
+                pause = retry_after.clamp(pause, Duration::from_secs(5));
             }
         }
         for worker in subscription.current() {
@@ -147,10 +139,10 @@ async fn run_attempt(exec: &Executor, file: &FileRecord, job: &JobRecord) -> Att
                 inner.settings.worker_wait.as_secs()
             ));
         }
-        // Wait for the fleet to change, or retry busy workers shortly.
+        // Wait for the fleet to change, or retry busy workers (and the provisioner) shortly.
         tokio::select! {
             _ = subscription.next() => {}
-            () = tokio::time::sleep(Duration::from_millis(250)) => {}
+            () = tokio::time::sleep(pause) => {}
             () = inner.shutdown.cancelled() => return Attempt::Retry("the API is shutting down".into()),
         }
     }

@@ -1,0 +1,362 @@
+//! [`EcsFleet`]: the ECS provisioner and discovery, sharing one view of the tasks this
+//! deployment runs.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
+use htsprep_shared::aws::AwsSettings;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::backoff::Backoff;
+use super::classify::EcsFault;
+use super::launch::{client_token, run_task};
+use super::poll::{Health, TaskView, describe, list_running, stop};
+use super::settings::EcsSettings;
+use crate::fleet::rate::RateLimiter;
+use crate::fleet::{
+    Discovery, ProvisionError, ProvisionRequest, Provisioner, Subscription, WorkerInfo, WorkerSet,
+};
+
+/// A task launched but not yet listed (`ListTasks` is eventually consistent) counts against the
+/// maximum this long.
+const UNSEEN_GRACE: Duration = Duration::from_secs(60);
+
+/// An ECS client for the configured region and endpoint. It does not retry by itself: the
+/// fleet backs off and retries (`RunTask` stays idempotent through its `clientToken`).
+pub async fn ecs_client(aws: &AwsSettings) -> aws_sdk_ecs::Client {
+    let sdk = aws.sdk_config().await;
+    let conf = aws_sdk_ecs::config::Builder::from(&sdk)
+        .retry_config(aws_sdk_ecs::config::retry::RetryConfig::disabled())
+        .build();
+    aws_sdk_ecs::Client::from_conf(conf)
+}
+
+#[derive(Clone, Debug)]
+pub struct EcsFleetConfig {
+    pub settings: EcsSettings,
+    /// Tasks running or starting at most.
+    pub max_workers: usize,
+    /// Environment overrides for the worker container (the API's heartbeat, idle timeout...).
+    pub worker_env: Vec<(String, String)>,
+    /// The first wait after a throttling or capacity error (doubles up to 30 s).
+    pub backoff_base: Duration,
+}
+
+/// What one discovery pass saw.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PollSummary {
+    /// Tasks ECS wants running (any last status).
+    pub tasks: usize,
+    /// Of those, usable workers.
+    pub workers: usize,
+    /// Unhealthy tasks asked to stop.
+    pub stopped: usize,
+}
+
+type ProvisionFuture = Shared<BoxFuture<'static, Result<(), ProvisionError>>>;
+
+#[derive(Clone, Debug)]
+pub struct EcsFleet {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    client: aws_sdk_ecs::Client,
+    config: EcsFleetConfig,
+    set: WorkerSet,
+    run_limiter: RateLimiter,
+    describe_limiter: RateLimiter,
+    state: Mutex<State>,
+    inflight: Mutex<HashMap<String, ProvisionFuture>>,
+    started: AtomicU64,
+    polls_failed: AtomicU64,
+    stop: CancellationToken,
+    tracker: TaskTracker,
+}
+
+#[derive(Debug)]
+struct State {
+    /// Attempts already launched: client token → task ARN.
+    launched: HashMap<String, String>,
+    /// Tasks the last poll saw with desired status RUNNING.
+    live: HashSet<String>,
+    /// Tasks launched since, not yet seen by a poll.
+    unseen: HashMap<String, Instant>,
+    /// `RunTask` calls in flight.
+    launching: usize,
+    /// Unhealthy tasks already asked to stop.
+    stopping: HashSet<String>,
+    backoff: Backoff,
+}
+
+impl State {
+    fn running_or_starting(&self) -> usize {
+        self.live.len() + self.unseen.len() + self.launching
+    }
+}
+
+/// Gives back a reserved launch slot however the launch ends (also when it is cancelled).
+struct LaunchSlot<'a>(&'a Mutex<State>);
+
+impl Drop for LaunchSlot<'_> {
+    fn drop(&mut self) {
+        self.0.lock().expect("ecs state lock").launching -= 1;
+    }
+}
+
+impl EcsFleet {
+    /// A fleet that does not poll yet: call [`EcsFleet::start_polling`] (or
+    /// [`EcsFleet::poll_once`] in tests).
+    pub fn new(client: aws_sdk_ecs::Client, config: EcsFleetConfig) -> Self {
+        let s = &config.settings;
+        Self {
+            inner: Arc::new(Inner {
+                client,
+                run_limiter: RateLimiter::per_second(
+                    s.run_task_per_second,
+                    s.run_task_per_second.ceil() as u32,
+                ),
+                describe_limiter: RateLimiter::per_second(s.describe_per_second, 1),
+                state: Mutex::new(State {
+                    launched: HashMap::new(),
+                    live: HashSet::new(),
+                    unseen: HashMap::new(),
+                    launching: 0,
+                    stopping: HashSet::new(),
+                    backoff: Backoff::new(config.backoff_base, Duration::from_secs(30)),
+                }),
+                config,
+                set: WorkerSet::new(),
+                inflight: Mutex::new(HashMap::new()),
+                started: AtomicU64::new(0),
+                polls_failed: AtomicU64::new(0),
+                stop: CancellationToken::new(),
+                tracker: TaskTracker::new(),
+            }),
+        }
+    }
+
+    pub fn settings(&self) -> &EcsSettings {
+        &self.inner.config.settings
+    }
+
+    /// Polls on the configured interval until [`Provisioner::shutdown`]; after failed polls the
+    /// interval doubles (up to a minute) and the known workers are kept.
+    pub fn start_polling(&self) {
+        let fleet = self.clone();
+        self.inner.tracker.spawn(async move {
+            let every = fleet.settings().poll_every;
+            let mut failures: u32 = 0;
+            loop {
+                match fleet.poll_once().await {
+                    Ok(_) => failures = 0,
+                    Err(e) => {
+                        failures = failures.saturating_add(1);
+                        fleet.inner.polls_failed.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(error = %e.message(), failures, "ECS discovery poll failed; keeping the known workers");
+                    }
+                }
+                let wait = (every * 2u32.pow(failures.min(4))).min(Duration::from_secs(60));
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    () = fleet.inner.stop.cancelled() => return,
+                }
+            }
+        });
+    }
+
+    /// Failed discovery polls so far.
+    pub fn polls_failed(&self) -> u64 {
+        self.inner.polls_failed.load(Ordering::Relaxed)
+    }
+
+    /// One discovery pass. On error nothing changes.
+    pub async fn poll_once(&self) -> Result<PollSummary, EcsFault> {
+        let inner = &self.inner;
+        let s = &inner.config.settings;
+        let arns = list_running(&inner.client, s, &inner.describe_limiter).await?;
+        let views = describe(&inner.client, s, &inner.describe_limiter, &arns).await?;
+        let (mut summary, to_stop) = self.apply(&views);
+        for arn in to_stop {
+            let reason = "htsprep: the worker's health check failed";
+            match stop(&inner.client, s, &inner.describe_limiter, &arn, reason).await {
+                Ok(()) => {
+                    summary.stopped += 1;
+                    tracing::warn!(task = %arn, "stopped an unhealthy worker task");
+                }
+                Err(e) => {
+                    tracing::warn!(task = %arn, error = %e.message(), "could not stop an unhealthy worker task; will retry");
+                    inner
+                        .state
+                        .lock()
+                        .expect("ecs state lock")
+                        .stopping
+                        .remove(&arn);
+                }
+            }
+        }
+        Ok(summary)
+    }
+
+    /// Brings the worker set in line with what ECS reported; returns the tasks to stop.
+    fn apply(&self, views: &[TaskView]) -> (PollSummary, Vec<String>) {
+        let s = &self.inner.config.settings;
+        let seen: HashSet<String> = views.iter().map(|v| v.arn.clone()).collect();
+        let mut to_stop = Vec::new();
+        let mut workers = 0;
+        let mut state = self.inner.state.lock().expect("ecs state lock");
+        for v in views {
+            let healthy = match v.health {
+                Health::Healthy => true,
+                Health::Unknown => !s.require_healthy,
+                Health::Unhealthy => false,
+            };
+            match (&v.private_ip, v.last_status.as_str(), healthy) {
+                (Some(ip), "RUNNING", true) => {
+                    workers += 1;
+                    self.inner.set.add(WorkerInfo {
+                        id: v.arn.clone(),
+                        provider: "ecs".into(),
+                        address: format!("{ip}:{}", s.grpc_port),
+                    });
+                }
+                _ => self.inner.set.drop_worker(&v.arn),
+            }
+            // ECS does not replace an unhealthy task started by RunTask: stop it.
+            if v.health == Health::Unhealthy && state.stopping.insert(v.arn.clone()) {
+                to_stop.push(v.arn.clone());
+            }
+        }
+        for w in self.inner.set.snapshot() {
+            if !seen.contains(&w.id) {
+                self.inner.set.drop_worker(&w.id);
+            }
+        }
+        state
+            .unseen
+            .retain(|arn, at| !seen.contains(arn) && at.elapsed() < UNSEEN_GRACE);
+        let State {
+            launched,
+            unseen,
+            stopping,
+            ..
+        } = &mut *state;
+        launched.retain(|_, arn| seen.contains(arn) || unseen.contains_key(arn));
+        stopping.retain(|arn| seen.contains(arn));
+        state.live = seen;
+        (
+            PollSummary {
+                tasks: views.len(),
+                workers,
+                stopped: 0,
+            },
+            to_stop,
+        )
+    }
+
+    async fn launch(self, req: ProvisionRequest) -> Result<(), ProvisionError> {
+        let inner = &self.inner;
+        let token = client_token(&req);
+        let max = inner.config.max_workers;
+        let _slot = {
+            let mut state = inner.state.lock().expect("ecs state lock");
+            if state.launched.contains_key(&token) {
+                return Ok(());
+            }
+            if let Some((wait, why)) = state.backoff.remaining() {
+                return Err(ProvisionError::Capacity {
+                    message: format!("backing off after: {why}"),
+                    retry_after: wait,
+                });
+            }
+            let busy = state.running_or_starting();
+            if busy >= max {
+                return Err(ProvisionError::Capacity {
+                    message: format!(
+                        "{busy} of at most {max} worker tasks are running or starting"
+                    ),
+                    retry_after: inner.config.settings.poll_every,
+                });
+            }
+            state.launching += 1;
+            LaunchSlot(&inner.state)
+        };
+        inner.run_limiter.acquire().await;
+        let result = run_task(
+            &inner.client,
+            &inner.config.settings,
+            &inner.config.worker_env,
+            &req,
+        )
+        .await;
+        let mut state = inner.state.lock().expect("ecs state lock");
+        match result {
+            Ok(arn) => {
+                state.backoff.reset();
+                state.launched.insert(token, arn.clone());
+                state.unseen.insert(arn.clone(), Instant::now());
+                inner.started.fetch_add(1, Ordering::SeqCst);
+                tracing::info!(task = %arn, job_id = %req.job_id, attempt = req.attempt, workflow_key = %req.workflow_key, "worker task launched");
+                Ok(())
+            }
+            Err(EcsFault::Permanent(m)) => {
+                tracing::error!(job_id = %req.job_id, error = %m, "RunTask refused");
+                Err(ProvisionError::Permanent(m))
+            }
+            Err(fault) => {
+                let wait = state.backoff.fail(fault.message());
+                tracing::warn!(job_id = %req.job_id, error = %fault.message(), retry_in = ?wait, "no worker task now; backing off");
+                Err(ProvisionError::Capacity {
+                    message: fault.message().to_owned(),
+                    retry_after: wait,
+                })
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Provisioner for EcsFleet {
+    async fn provision(&self, req: &ProvisionRequest) -> Result<(), ProvisionError> {
+        let fut = {
+            let mut inflight = self.inner.inflight.lock().expect("inflight lock");
+            inflight
+                .entry(req.workflow_key.clone())
+                .or_insert_with(|| self.clone().launch(req.clone()).boxed().shared())
+                .clone()
+        };
+        let result = fut.await;
+        self.inner
+            .inflight
+            .lock()
+            .expect("inflight lock")
+            .remove(&req.workflow_key);
+        result
+    }
+
+    fn started(&self) -> u64 {
+        self.inner.started.load(Ordering::SeqCst)
+    }
+
+    /// Stops polling. Worker tasks are left to finish their jobs and stop when idle: another API
+    /// replica may be following them.
+    async fn shutdown(&self) {
+        self.inner.stop.cancel();
+        self.inner.tracker.close();
+        self.inner.tracker.wait().await;
+    }
+}
+
+impl Discovery for EcsFleet {
+    fn subscribe(&self) -> Subscription {
+        self.inner.set.subscribe()
+    }
+}

@@ -1,0 +1,131 @@
+//! One discovery pass: `ListTasks` (every page) for the tasks this deployment started that ECS
+//! wants running, `DescribeTasks` in batches of 100, each call through the describe rate limiter.
+
+use aws_sdk_ecs::types::{DesiredStatus, HealthStatus, Task};
+
+use super::classify::{EcsFault, classify};
+use super::settings::EcsSettings;
+use crate::fleet::rate::RateLimiter;
+
+/// ECS's largest `ListTasks` page and `DescribeTasks` batch.
+const PAGE: usize = 100;
+
+/// What discovery needs to know of one task.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TaskView {
+    pub arn: String,
+    /// `PROVISIONING`, `PENDING`, `ACTIVATING`, `RUNNING`, `DEACTIVATING`, `STOPPING`, `STOPPED`...
+    pub last_status: String,
+    pub health: Health,
+    /// The awsvpc ENI's private IPv4 address, once it has one.
+    pub private_ip: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Health {
+    Healthy,
+    Unhealthy,
+    Unknown,
+}
+
+impl TaskView {
+    fn from_task(t: &Task) -> Option<Self> {
+        let arn = t.task_arn()?.to_owned();
+        let private_ip = t
+            .attachments()
+            .iter()
+            .filter(|a| a.r#type() == Some("ElasticNetworkInterface"))
+            .flat_map(|a| a.details())
+            .find(|d| d.name() == Some("privateIPv4Address"))
+            .and_then(|d| d.value())
+            .map(str::to_owned)
+            .or_else(|| {
+                t.containers()
+                    .iter()
+                    .flat_map(|c| c.network_interfaces())
+                    .find_map(|n| n.private_ipv4_address())
+                    .map(str::to_owned)
+            });
+        let health = match t.health_status() {
+            Some(HealthStatus::Healthy) => Health::Healthy,
+            Some(HealthStatus::Unhealthy) => Health::Unhealthy,
+            _ => Health::Unknown,
+        };
+        Some(Self {
+            arn,
+            last_status: t.last_status().unwrap_or("UNKNOWN").to_owned(),
+            health,
+            private_ip,
+        })
+    }
+}
+
+/// The ARNs of every task `startedBy` this deployment whose desired status is `RUNNING`.
+pub async fn list_running(
+    client: &aws_sdk_ecs::Client,
+    settings: &EcsSettings,
+    limiter: &RateLimiter,
+) -> Result<Vec<String>, EcsFault> {
+    let mut arns = Vec::new();
+    let mut next: Option<String> = None;
+    loop {
+        limiter.acquire().await;
+        let page = client
+            .list_tasks()
+            .cluster(&settings.cluster)
+            .started_by(&settings.started_by)
+            .desired_status(DesiredStatus::Running)
+            .max_results(PAGE as i32)
+            .set_next_token(next.take())
+            .send()
+            .await
+            .map_err(|e| classify("ListTasks", &e))?;
+        arns.extend(page.task_arns().iter().cloned());
+        match page.next_token() {
+            Some(t) if !t.is_empty() => next = Some(t.to_owned()),
+            _ => return Ok(arns),
+        }
+    }
+}
+
+/// Describes the tasks, 100 at a time. Tasks ECS no longer knows are left out.
+pub async fn describe(
+    client: &aws_sdk_ecs::Client,
+    settings: &EcsSettings,
+    limiter: &RateLimiter,
+    arns: &[String],
+) -> Result<Vec<TaskView>, EcsFault> {
+    let mut views = Vec::with_capacity(arns.len());
+    for batch in arns.chunks(PAGE) {
+        limiter.acquire().await;
+        let out = client
+            .describe_tasks()
+            .cluster(&settings.cluster)
+            .set_tasks(Some(batch.to_vec()))
+            .send()
+            .await
+            .map_err(|e| classify("DescribeTasks", &e))?;
+        views.extend(out.tasks().iter().filter_map(TaskView::from_task));
+    }
+    Ok(views)
+}
+
+/// Asks ECS to stop a task.
+pub async fn stop(
+    client: &aws_sdk_ecs::Client,
+    settings: &EcsSettings,
+    limiter: &RateLimiter,
+    arn: &str,
+    reason: &str,
+) -> Result<(), EcsFault> {
+    limiter.acquire().await;
+    client
+        .stop_task()
+        .cluster(&settings.cluster)
+        .task(arn)
+        .reason(reason)
+        .send()
+        .await
+        .map_err(|e| classify("StopTask", &e))?;
+    Ok(())
+}
