@@ -32,9 +32,12 @@ pub struct WorkerConfig {
     /// address is not loopback.
     pub token: Option<String>,
     /// `HTSPREP_WORKER_PROVIDER` / `HTSPREP_WORKER_RESOURCE_ID`: how job records name this worker
-    /// (default `local` and `pid-{pid}`).
+    /// (default `ecs` and the task ARN on ECS, else `local` and `pid-{pid}`).
     pub provider: String,
-    pub resource_id: String,
+    pub resource_id: Option<String>,
+    /// `ECS_CONTAINER_METADATA_URI_V4` (set by the ECS agent on Fargate): where the worker reads
+    /// its task ARN and private IP.
+    pub ecs_metadata_uri: Option<String>,
 }
 
 impl fmt::Debug for WorkerConfig {
@@ -51,6 +54,7 @@ impl fmt::Debug for WorkerConfig {
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("provider", &self.provider)
             .field("resource_id", &self.resource_id)
+            .field("ecs_metadata_uri", &self.ecs_metadata_uri)
             .finish()
     }
 }
@@ -99,12 +103,21 @@ impl WorkerConfig {
                 format!("must be set when the gRPC port listens beyond loopback ({grpc_listen})"),
             );
         }
-        let provider = env
-            .optional("HTSPREP_WORKER_PROVIDER")
-            .unwrap_or_else(|| "local".into());
-        let resource_id = env
-            .optional("HTSPREP_WORKER_RESOURCE_ID")
-            .unwrap_or_else(|| format!("pid-{}", std::process::id()));
+        let ecs_metadata_uri = env.optional("ECS_CONTAINER_METADATA_URI_V4");
+        if let Some(u) = &ecs_metadata_uri
+            && !u.starts_with("http://")
+        {
+            env.error("ECS_CONTAINER_METADATA_URI_V4", "must be an http:// URL");
+        }
+        let provider = env.optional("HTSPREP_WORKER_PROVIDER").unwrap_or_else(|| {
+            if ecs_metadata_uri.is_some() {
+                "ecs"
+            } else {
+                "local"
+            }
+            .into()
+        });
+        let resource_id = env.optional("HTSPREP_WORKER_RESOURCE_ID");
         env.finish()?;
         Ok(Self {
             grpc_listen,
@@ -118,6 +131,7 @@ impl WorkerConfig {
             token,
             provider,
             resource_id,
+            ecs_metadata_uri,
         })
     }
 }

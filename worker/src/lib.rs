@@ -3,6 +3,7 @@
 pub mod config;
 mod convert;
 pub mod fetch;
+pub mod identity;
 pub mod job;
 pub mod pipeline;
 pub mod server;

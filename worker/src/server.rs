@@ -12,13 +12,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use htsprep_proto::v1::worker_server::WorkerServer;
-use htsprep_shared::domain::WorkerRef;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::WorkerConfig;
 use crate::fetch::{FetchOptions, Fetcher};
+use crate::identity;
 use crate::job::JobContext;
 use crate::service::{WorkerService, WorkerState, check_token};
 
@@ -65,16 +65,16 @@ pub async fn run(
     std::fs::create_dir_all(&config.work_dir)
         .with_context(|| format!("create the work directory {}", config.work_dir.display()))?;
     let grpc_addr = grpc.local_addr()?;
+    let me = identity::resolve(&config, grpc_addr)
+        .await
+        .context("find out which worker this is")?;
+    tracing::info!(provider = %me.provider, resource_id = %me.resource_id, address = %me.address, "worker identity");
     let ctx = JobContext {
         store,
         artifacts,
         fetcher: Fetcher::new(FetchOptions::default())?
             .with_s3(config.storage.aws.s3_client().await),
-        worker: WorkerRef {
-            provider: config.provider.clone(),
-            resource_id: config.resource_id.clone(),
-            address: grpc_addr.to_string(),
-        },
+        worker: me,
         work_root: config.work_dir.clone(),
         heartbeat_every: config.heartbeat_every,
         kill_grace: Duration::from_secs(5),

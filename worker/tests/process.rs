@@ -341,3 +341,55 @@ fn bad_configuration_is_reported_before_start() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_ecs_the_job_names_the_task_arn_and_the_task_ip() {
+    let arn = "arn:aws:ecs:us-east-1:123456789012:task/htsprep/0b69d5c0d1a2431b8c9c0ee53e7cae2e";
+    let uri = http::serve_task_metadata(arn, "10.0.2.106").await;
+    let w = start(&[("ECS_CONTAINER_METADATA_URI_V4", &uri)]);
+    let path = repo_testdata("ctcf_trackline.bed");
+    let url = url::Url::from_file_path(&path).unwrap().to_string();
+    let (req, store, job_id) = job_request(w.data.path(), "ctcf", &url, md5_of(&path)).await;
+    let mut stream = client(&w)
+        .await
+        .run_job(authed(req))
+        .await
+        .unwrap()
+        .into_inner();
+    let updates = collect(&mut stream).await;
+    assert!(
+        matches!(updates.last(), Some(pb::job_update::Update::Completed(_))),
+        "{updates:?}"
+    );
+    let worker = store
+        .get(&job_id)
+        .await
+        .unwrap()
+        .worker
+        .expect("the job names its worker");
+    let port = w.grpc.rsplit(':').next().unwrap();
+    assert_eq!(worker.provider, "ecs");
+    assert_eq!(worker.resource_id, arn);
+    assert_eq!(worker.address, format!("10.0.2.106:{port}"));
+}
+
+#[test]
+fn a_worker_that_cannot_read_its_task_metadata_says_so_and_exits() {
+    let data = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_htsprep-worker"))
+        .env("HTSPREP_DATA_DIR", data.path())
+        .env("HTSPREP_WORKER_LISTEN", "127.0.0.1:0")
+        .env("HTSPREP_WORKER_HEALTH_LISTEN", "127.0.0.1:0")
+        .env(
+            "ECS_CONTAINER_METADATA_URI_V4",
+            "http://127.0.0.1:1/v4/gone",
+        )
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot read the ECS task metadata at http://127.0.0.1:1/v4/gone/task"),
+        "{err}"
+    );
+}

@@ -147,3 +147,41 @@ pub async fn serve_drs(body: Vec<u8>, via_access_id: bool) -> String {
     addr_cell.set(addr).unwrap();
     format!("127.0.0.1:{}", addr.port())
 }
+
+/// Serves an ECS task metadata endpoint (v4) for one task, as the ECS agent does on Fargate.
+/// Returns the value for `ECS_CONTAINER_METADATA_URI_V4`.
+pub async fn serve_task_metadata(task_arn: &str, ip: &str) -> String {
+    let doc = serde_json::json!({
+        "Cluster": "arn:aws:ecs:us-east-1:123456789012:cluster/htsprep",
+        "TaskARN": task_arn,
+        "Family": "htsprep-worker",
+        "Revision": "3",
+        "DesiredStatus": "RUNNING",
+        "KnownStatus": "RUNNING",
+        "LaunchType": "FARGATE",
+        "AvailabilityZone": "us-east-1a",
+        "Containers": [{
+            "DockerId": "cd189a933e5849daa93386466019ab50-2495160603",
+            "Name": "worker",
+            "Image": "htsprep-worker:latest",
+            "KnownStatus": "RUNNING",
+            "Networks": [{
+                "NetworkMode": "awsvpc",
+                "IPv4Addresses": [ip],
+                "AttachmentIndex": 0,
+                "IPv4SubnetCIDRBlock": "10.0.2.0/24",
+                "PrivateDNSName": "ip-10-0-2-106.ec2.internal",
+                "SubnetGatewayIpv4Address": "10.0.2.1/24"
+            }]
+        }]
+    });
+    let router = Router::new().route(
+        "/v4/container/task",
+        get(move || {
+            let doc = doc.clone();
+            async move { axum::Json(doc) }
+        }),
+    );
+    let addr = serve(router).await;
+    format!("http://{addr}/v4/container")
+}

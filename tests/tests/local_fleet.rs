@@ -1,0 +1,57 @@
+//! The local fleet (worker processes on this host) runs the fleet conformance suite that the ECS
+//! fleet also runs (api/tests/ecs_fleet.rs).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use htsprep_api::fleet::conformance::{FleetHarness, TestFleet};
+use htsprep_api::fleet::{LocalFleet, LocalFleetConfig, WorkerInfo};
+
+struct LocalHarness {
+    dir: tempfile::TempDir,
+}
+
+impl LocalHarness {
+    fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+}
+
+#[async_trait]
+impl FleetHarness for LocalHarness {
+    async fn fleet(&self, max_workers: usize) -> TestFleet {
+        let fleet = LocalFleet::new(LocalFleetConfig {
+            worker_bin: htsprep_tests::bin("htsprep-worker"),
+            data_dir: self.dir.path().to_owned(),
+            max_workers,
+            jobs_per_worker: 1,
+            idle_timeout: Duration::from_secs(300),
+            heartbeat: Duration::from_secs(5),
+            drain_grace: Duration::from_secs(2),
+            token: "conformance-token-0123456789".into(),
+            start_timeout: Duration::from_secs(30),
+        });
+        TestFleet {
+            provisioner: Arc::new(fleet.clone()),
+            discovery: Arc::new(fleet),
+        }
+    }
+
+    async fn stop_worker(&self, worker: &WorkerInfo) {
+        let pid: i32 = worker
+            .id
+            .strip_prefix("pid-")
+            .and_then(|p| p.parse().ok())
+            .expect("local worker ids are pid-N");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .expect("kill the worker");
+    }
+}
+
+htsprep_api::fleet_conformance!(LocalHarness::new());
