@@ -60,6 +60,8 @@ pub struct ExecStats {
     pub claims_created: u64,
     pub dispatches: u64,
     pub workers_started: u64,
+    /// Workers discovery reports usable now.
+    pub workers_available: usize,
 }
 
 impl Executor {
@@ -97,6 +99,7 @@ impl Executor {
             claims_created: self.inner.claims_created.load(Ordering::Relaxed),
             dispatches: self.inner.dispatches.load(Ordering::Relaxed),
             workers_started: self.inner.provisioner.started(),
+            workers_available: self.inner.discovery.subscribe().current().len(),
         }
     }
 

@@ -38,10 +38,39 @@ fn container_vars() -> Vec<(String, String, String)> {
     out
 }
 
-/// A stand-in for a value CloudFormation fills in.
+/// The template's parameter defaults.
+fn parameter_defaults() -> BTreeMap<String, String> {
+    let text = std::fs::read_to_string(template()).unwrap();
+    let mut out = BTreeMap::new();
+    let mut current = None;
+    for line in text
+        .lines()
+        .skip_while(|l| *l != "Parameters:")
+        .skip(1)
+        .take_while(|l| l.is_empty() || l.starts_with(' '))
+    {
+        if let Some(name) = line.strip_prefix("  ").and_then(|l| l.strip_suffix(':'))
+            && !name.starts_with(' ')
+        {
+            current = Some(name.to_owned());
+        } else if let (Some(p), Some(d)) = (&current, line.trim().strip_prefix("Default: ")) {
+            out.insert(p.clone(), d.trim_matches('"').to_owned());
+        }
+    }
+    out
+}
+
+/// A stand-in for a value CloudFormation fills in: a parameter's default, or a plausible value.
 fn placeholder(name: &str, value: &str) -> String {
     if !value.starts_with('!') {
         return value.to_owned();
+    }
+    if let Some(default) = value
+        .strip_prefix("!Ref ")
+        .and_then(|p| parameter_defaults().get(p.trim()).cloned())
+        .filter(|d| !d.is_empty())
+    {
+        return default;
     }
     match name {
         "MONGODB_URI" => "mongodb://db.internal:27017".into(),
@@ -49,8 +78,6 @@ fn placeholder(name: &str, value: &str) -> String {
         "AWS_REGION" => "us-east-1".into(),
         "ECS_WORKER_SUBNETS" => "subnet-a,subnet-b".into(),
         "ECS_WORKER_SECURITY_GROUPS" => "sg-0123".into(),
-        "HTSPREP_MAX_WORKERS" => "20".into(),
-        n if n.ends_with("SORT_MEMORY") => "2G".into(),
         n => format!("placeholder-{}", n.to_ascii_lowercase().replace('_', "-")),
     }
 }

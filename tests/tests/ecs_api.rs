@@ -79,6 +79,8 @@ async fn a_cold_file_launches_one_ecs_task_for_its_job() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(moto.running_tasks().await.len(), 1);
     assert_eq!(api.metric("htsprep_workers_started_total").await, 1);
+    // Discovery lists it (the emulator reports no health, so the test does not require it).
+    assert_eq!(api.metric("htsprep_workers_available").await, 1);
     let job = api.get_json(&format!("/jobs/{job_id}")).await;
     assert_eq!(job["status"], "pending", "{job:#}");
 }

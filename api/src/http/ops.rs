@@ -77,6 +77,11 @@ pub(crate) async fn metrics(
             e.workers_started,
         ),
         ("htsprep_jobs_driving", "gauge", e.driving as u64),
+        (
+            "htsprep_workers_available",
+            "gauge",
+            e.workers_available as u64,
+        ),
     ];
     let mut text = String::new();
     for (name, kind, value) in lines {
