@@ -28,6 +28,9 @@ pub struct WorkerInfo {
     pub provider: String,
     /// The gRPC address, `host:port`.
     pub address: String,
+    /// The job it was started for, when the fleet starts one worker per job attempt (ECS): the
+    /// executor offers that job to it first.
+    pub started_for: Option<String>,
 }
 
 /// A request for capacity to run one attempt of one workflow.

@@ -142,10 +142,8 @@ async fn a_worker_is_usable_only_while_running_and_healthy_and_an_unhealthy_one_
     let ecs = FakeEcs::start().await;
     let fleet = ecs.fleet(4);
     let mut events = fleet.subscribe();
-    fleet
-        .provision(&request("dcc/health/md5/v1"))
-        .await
-        .unwrap();
+    let req = request("dcc/health/md5/v1");
+    fleet.provision(&req).await.unwrap();
     assert_eq!(ecs.calls("RunTask").len(), 1);
     let arn = {
         let listed = fleet.poll_once().await.unwrap();
@@ -173,6 +171,7 @@ async fn a_worker_is_usable_only_while_running_and_healthy_and_an_unhealthy_one_
         Some(WorkerEvent::Added(w)) => {
             assert_eq!(w.id, arn);
             assert_eq!(w.address, format!("{}:50051", ecs.task_ip(&arn)));
+            assert_eq!(w.started_for.as_deref(), Some(req.job_id.as_str()));
         }
         other => panic!("expected the worker to be added, got {other:?}"),
     }

@@ -143,6 +143,7 @@ async fn run_task_launches_a_fargate_task_in_the_configured_network_with_its_wor
     assert_eq!(workers.len(), 1);
     assert_eq!(workers[0].address, format!("{ip}:50051"));
     assert_eq!(workers[0].provider, "ecs");
+    assert_eq!(workers[0].started_for.as_deref(), Some(job.as_str()));
     assert_eq!(Some(workers[0].id.as_str()), t.task_arn());
 
     // Stopped: dropped by the next poll.

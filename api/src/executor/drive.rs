@@ -3,13 +3,13 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use htsprep_shared::domain::{FileRecord, JobFailure, JobRecord};
+use htsprep_shared::domain::{FileRecord, JobFailure, JobId, JobRecord};
 use htsprep_shared::jobstore::{Fence, JobStoreExt};
 
 use super::Executor;
 use super::dispatch::{Dispatch, dispatch};
 use super::request::run_job_request;
-use crate::fleet::{ProvisionError, ProvisionRequest};
+use crate::fleet::{ProvisionError, ProvisionRequest, WorkerInfo};
 
 /// How one attempt ended, from the API's side.
 enum Attempt {
@@ -99,6 +99,13 @@ async fn give_up(exec: &Executor, fence: &Fence, job: &JobRecord, reason: &str) 
     }
 }
 
+/// The worker started for this job first (ECS starts one per attempt), then the others as
+/// discovery lists them.
+fn offer_order(mut workers: Vec<WorkerInfo>, job_id: &JobId) -> Vec<WorkerInfo> {
+    workers.sort_by_key(|w| w.started_for.as_deref() != Some(job_id.as_str()));
+    workers
+}
+
 async fn run_attempt(exec: &Executor, file: &FileRecord, job: &JobRecord) -> Attempt {
     let inner = &exec.inner;
     let deadline = tokio::time::Instant::now() + inner.settings.worker_wait;
@@ -124,7 +131,7 @@ async fn run_attempt(exec: &Executor, file: &FileRecord, job: &JobRecord) -> Att
                 pause = retry_after.clamp(pause, Duration::from_secs(5));
             }
         }
-        for worker in subscription.current() {
+        for worker in offer_order(subscription.current(), &job.job_id) {
             inner.dispatches.fetch_add(1, Ordering::Relaxed);
             match dispatch(&worker, &inner.worker_token, request.clone()).await {
                 Dispatch::Followed => return Attempt::Followed,
@@ -145,5 +152,35 @@ async fn run_attempt(exec: &Executor, file: &FileRecord, job: &JobRecord) -> Att
             () = tokio::time::sleep(pause) => {}
             () = inner.shutdown.cancelled() => return Attempt::Retry("the API is shutting down".into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn w(id: &str, started_for: Option<&JobId>) -> WorkerInfo {
+        WorkerInfo {
+            id: id.into(),
+            provider: "ecs".into(),
+            address: format!("10.0.0.1:{}", id.len()),
+            started_for: started_for.map(|j| j.as_str().to_owned()),
+        }
+    }
+
+    #[test]
+    fn the_worker_started_for_the_job_is_offered_it_first() {
+        let (mine, other) = (JobId::new(), JobId::new());
+        let order = offer_order(
+            vec![
+                w("a", Some(&other)),
+                w("b", None),
+                w("c", Some(&mine)),
+                w("d", None),
+            ],
+            &mine,
+        );
+        let ids: Vec<&str> = order.iter().map(|w| w.id.as_str()).collect();
+        assert_eq!(ids, ["c", "a", "b", "d"]);
     }
 }

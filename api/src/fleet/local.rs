@@ -159,6 +159,7 @@ impl LocalFleet {
             id: id.clone(),
             provider: "local".into(),
             address: grpc.clone(),
+            started_for: None,
         });
         tracing::info!(worker = %id, %grpc, "local worker started");
         let inner = Arc::clone(&self.inner);

@@ -136,6 +136,7 @@ mod tests {
             id: id.into(),
             provider: "test".into(),
             address: format!("127.0.0.1:{}", id.len()),
+            started_for: None,
         }
     }
 

@@ -33,6 +33,7 @@ pub struct FakeTask {
     pub health: Option<String>,
     pub ip: String,
     pub started_by: String,
+    pub tags: Vec<(String, String)>,
 }
 
 #[derive(Clone, Debug)]
@@ -169,6 +170,7 @@ fn new_task(s: &mut FakeState, last_status: &str, health: Option<&str>, by: &str
             health: health.map(str::to_owned),
             ip: format!("10.0.{}.{}", n / 250, n % 250 + 1),
             started_by: by.into(),
+            tags: Vec::new(),
         },
     );
     arn
@@ -238,7 +240,18 @@ async fn handle(
         "RunTask" => {
             let by = body["startedBy"].as_str().unwrap_or_default().to_owned();
             let arn = new_task(&mut s, "PROVISIONING", None, &by);
-            let t = s.tasks[&arn].clone();
+            let tags = body["tags"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|t| {
+                    let field = |k: &str| t[k].as_str().unwrap_or_default().to_owned();
+                    (field("key"), field("value"))
+                })
+                .collect();
+            let task = s.tasks.get_mut(&arn).expect("just added");
+            task.tags = tags;
+            let t = task.clone();
             json_response(200, json!({"tasks": [task_json(&arn, &t)], "failures": []}))
         }
         "ListTasks" => {
@@ -279,9 +292,22 @@ async fn handle(
             }
             let mut tasks = Vec::new();
             let mut failures = Vec::new();
+            let with_tags = body["include"]
+                .as_array()
+                .is_some_and(|i| i.iter().any(|v| v == "TAGS"));
             for a in &arns {
                 match s.tasks.get(a) {
-                    Some(t) => tasks.push(task_json(a, t)),
+                    Some(t) => {
+                        let mut v = task_json(a, t);
+                        if with_tags {
+                            v["tags"] = t
+                                .tags
+                                .iter()
+                                .map(|(k, v)| json!({"key": k, "value": v}))
+                                .collect();
+                        }
+                        tasks.push(v)
+                    }
                     None => failures.push(json!({"arn": a, "reason": "MISSING"})),
                 }
             }

@@ -226,6 +226,7 @@ impl EcsFleet {
                         id: v.arn.clone(),
                         provider: "ecs".into(),
                         address: format!("{ip}:{}", s.grpc_port),
+                        started_for: v.job_id.clone(),
                     });
                 }
                 _ => self.inner.set.drop_worker(&v.arn),

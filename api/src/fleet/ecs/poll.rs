@@ -1,9 +1,10 @@
 //! One discovery pass: `ListTasks` (every page) for the tasks this deployment started that ECS
 //! wants running, `DescribeTasks` in batches of 100, each call through the describe rate limiter.
 
-use aws_sdk_ecs::types::{DesiredStatus, HealthStatus, Task};
+use aws_sdk_ecs::types::{DesiredStatus, HealthStatus, Task, TaskField};
 
 use super::classify::{EcsFault, classify};
+use super::launch::TAG_JOB;
 use super::settings::EcsSettings;
 use crate::fleet::rate::RateLimiter;
 
@@ -19,6 +20,8 @@ pub struct TaskView {
     pub health: Health,
     /// The awsvpc ENI's private IPv4 address, once it has one.
     pub private_ip: Option<String>,
+    /// The job it was launched for (its `htsprep:job-id` tag).
+    pub job_id: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,11 +54,18 @@ impl TaskView {
             Some(HealthStatus::Unhealthy) => Health::Unhealthy,
             _ => Health::Unknown,
         };
+        let job_id = t
+            .tags()
+            .iter()
+            .find(|tag| tag.key() == Some(TAG_JOB))
+            .and_then(|tag| tag.value())
+            .map(str::to_owned);
         Some(Self {
             arn,
             last_status: t.last_status().unwrap_or("UNKNOWN").to_owned(),
             health,
             private_ip,
+            job_id,
         })
     }
 }
@@ -102,6 +112,7 @@ pub async fn describe(
             .describe_tasks()
             .cluster(&settings.cluster)
             .set_tasks(Some(batch.to_vec()))
+            .include(TaskField::Tags)
             .send()
             .await
             .map_err(|e| classify("DescribeTasks", &e))?;
