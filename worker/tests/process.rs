@@ -162,6 +162,20 @@ async fn collect(stream: &mut tonic::Streaming<pb::JobUpdate>) -> Vec<pb::job_up
     out
 }
 
+/// Runs the CTCF BED file as a job on the worker; returns its updates, the store and the job.
+async fn run_bed_job(w: &Worker) -> (Vec<pb::job_update::Update>, Arc<dyn JobStore>, JobId) {
+    let path = repo_testdata("ctcf_trackline.bed");
+    let url = url::Url::from_file_path(&path).unwrap().to_string();
+    let (req, store, job_id) = job_request(w.data.path(), "ctcf", &url, md5_of(&path)).await;
+    let mut stream = client(w)
+        .await
+        .run_job(authed(req))
+        .await
+        .unwrap()
+        .into_inner();
+    (collect(&mut stream).await, store, job_id)
+}
+
 fn wait_exit(child: &mut Child, within: Duration) -> Option<std::process::ExitStatus> {
     let deadline = std::time::Instant::now() + within;
     while std::time::Instant::now() < deadline {
@@ -184,16 +198,7 @@ async fn runs_a_job_over_grpc_and_reports_health() {
         .unwrap();
     assert!(status.success(), "the healthcheck subcommand agrees");
 
-    let path = repo_testdata("ctcf_trackline.bed");
-    let url = url::Url::from_file_path(&path).unwrap().to_string();
-    let (req, store, job_id) = job_request(w.data.path(), "ctcf", &url, md5_of(&path)).await;
-    let mut stream = client(&w)
-        .await
-        .run_job(authed(req))
-        .await
-        .unwrap()
-        .into_inner();
-    let updates = collect(&mut stream).await;
+    let (updates, store, job_id) = run_bed_job(&w).await;
     assert!(
         matches!(updates.first(), Some(pb::job_update::Update::Accepted(_))),
         "{updates:?}"
@@ -347,16 +352,7 @@ async fn on_ecs_the_job_names_the_task_arn_and_the_task_ip() {
     let arn = "arn:aws:ecs:us-east-1:123456789012:task/htsprep/0b69d5c0d1a2431b8c9c0ee53e7cae2e";
     let uri = http::serve_task_metadata(arn, "10.0.2.106").await;
     let w = start(&[("ECS_CONTAINER_METADATA_URI_V4", &uri)]);
-    let path = repo_testdata("ctcf_trackline.bed");
-    let url = url::Url::from_file_path(&path).unwrap().to_string();
-    let (req, store, job_id) = job_request(w.data.path(), "ctcf", &url, md5_of(&path)).await;
-    let mut stream = client(&w)
-        .await
-        .run_job(authed(req))
-        .await
-        .unwrap()
-        .into_inner();
-    let updates = collect(&mut stream).await;
+    let (updates, store, job_id) = run_bed_job(&w).await;
     assert!(
         matches!(updates.last(), Some(pb::job_update::Update::Completed(_))),
         "{updates:?}"

@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::FutureExt;
-use futures::future::{BoxFuture, Shared};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 use tokio_util::task::TaskTracker;
 
+use super::coalesce::Coalesce;
 use super::{
     Discovery, ProvisionError, ProvisionRequest, Provisioner, Subscription, WorkerInfo, WorkerSet,
 };
@@ -37,8 +37,6 @@ pub struct LocalFleetConfig {
     pub start_timeout: Duration,
 }
 
-type ProvisionFuture = Shared<BoxFuture<'static, Result<(), ProvisionError>>>;
-
 #[derive(Clone, Debug)]
 pub struct LocalFleet {
     inner: Arc<Inner>,
@@ -50,7 +48,7 @@ struct Inner {
     set: WorkerSet,
     /// Live worker processes by id.
     children: Mutex<HashMap<String, u32>>,
-    inflight: Mutex<HashMap<String, ProvisionFuture>>,
+    inflight: Coalesce,
     spawn_lock: tokio::sync::Mutex<()>,
     started: AtomicU64,
     tracker: TaskTracker,
@@ -63,7 +61,7 @@ impl LocalFleet {
                 config,
                 set: WorkerSet::new(),
                 children: Mutex::new(HashMap::new()),
-                inflight: Mutex::new(HashMap::new()),
+                inflight: Coalesce::default(),
                 spawn_lock: tokio::sync::Mutex::new(()),
                 started: AtomicU64::new(0),
                 tracker: TaskTracker::new(),
@@ -195,20 +193,11 @@ async fn wait_healthy(health: &str, within: Duration) -> Result<(), String> {
 #[async_trait]
 impl Provisioner for LocalFleet {
     async fn provision(&self, req: &ProvisionRequest) -> Result<(), ProvisionError> {
-        let fut = {
-            let mut inflight = self.inner.inflight.lock().expect("inflight lock");
-            inflight
-                .entry(req.workflow_key.clone())
-                .or_insert_with(|| self.clone().ensure_capacity().boxed().shared())
-                .clone()
-        };
-        let result = fut.await;
+        let fleet = self.clone();
         self.inner
             .inflight
-            .lock()
-            .expect("inflight lock")
-            .remove(&req.workflow_key);
-        result
+            .run(&req.workflow_key, move || fleet.ensure_capacity().boxed())
+            .await
     }
 
     fn started(&self) -> u64 {

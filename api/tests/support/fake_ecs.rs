@@ -13,6 +13,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use htsprep_api::fleet::ecs::EcsSettings;
+use htsprep_api::fleet::ecs::testing::test_settings;
 use htsprep_api::fleet::{EcsFleet, EcsFleetConfig};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -90,20 +91,7 @@ impl FakeEcs {
 
     /// Settings for a fleet talking to this fake.
     pub fn settings(&self) -> EcsSettings {
-        EcsSettings {
-            cluster: CLUSTER.into(),
-            task_definition: "htsprep-worker:1".into(),
-            subnets: vec!["subnet-1".into()],
-            security_groups: vec!["sg-1".into()],
-            assign_public_ip: false,
-            container: "worker".into(),
-            grpc_port: 50051,
-            started_by: "htsprep".into(),
-            run_task_per_second: 40.0,
-            describe_per_second: 20.0,
-            poll_every: Duration::from_millis(100),
-            require_healthy: true,
-        }
+        test_settings(CLUSTER, "htsprep-worker:1")
     }
 
     pub fn fleet_with(&self, settings: EcsSettings, max_workers: usize) -> EcsFleet {

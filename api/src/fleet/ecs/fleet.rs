@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::FutureExt;
-use futures::future::{BoxFuture, Shared};
 use htsprep_shared::aws::AwsSettings;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -19,6 +18,7 @@ use super::classify::EcsFault;
 use super::launch::{client_token, run_task};
 use super::poll::{Health, TaskView, describe, list_running, stop};
 use super::settings::EcsSettings;
+use crate::fleet::coalesce::Coalesce;
 use crate::fleet::rate::RateLimiter;
 use crate::fleet::{
     Discovery, ProvisionError, ProvisionRequest, Provisioner, Subscription, WorkerInfo, WorkerSet,
@@ -60,8 +60,6 @@ pub struct PollSummary {
     pub stopped: usize,
 }
 
-type ProvisionFuture = Shared<BoxFuture<'static, Result<(), ProvisionError>>>;
-
 #[derive(Clone, Debug)]
 pub struct EcsFleet {
     inner: Arc<Inner>,
@@ -75,7 +73,7 @@ struct Inner {
     run_limiter: RateLimiter,
     describe_limiter: RateLimiter,
     state: Mutex<State>,
-    inflight: Mutex<HashMap<String, ProvisionFuture>>,
+    inflight: Coalesce,
     started: AtomicU64,
     polls_failed: AtomicU64,
     stop: CancellationToken,
@@ -135,7 +133,7 @@ impl EcsFleet {
                 }),
                 config,
                 set: WorkerSet::new(),
-                inflight: Mutex::new(HashMap::new()),
+                inflight: Coalesce::default(),
                 started: AtomicU64::new(0),
                 polls_failed: AtomicU64::new(0),
                 stop: CancellationToken::new(),
@@ -156,7 +154,11 @@ impl EcsFleet {
             let every = fleet.settings().poll_every;
             let mut failures: u32 = 0;
             loop {
-                match fleet.poll_once().await {
+                let polled = tokio::select! {
+                    r = fleet.poll_once() => r,
+                    () = fleet.inner.stop.cancelled() => return,
+                };
+                match polled {
                     Ok(_) => failures = 0,
                     Err(e) => {
                         failures = failures.saturating_add(1);
@@ -327,20 +329,12 @@ impl EcsFleet {
 #[async_trait]
 impl Provisioner for EcsFleet {
     async fn provision(&self, req: &ProvisionRequest) -> Result<(), ProvisionError> {
-        let fut = {
-            let mut inflight = self.inner.inflight.lock().expect("inflight lock");
-            inflight
-                .entry(req.workflow_key.clone())
-                .or_insert_with(|| self.clone().launch(req.clone()).boxed().shared())
-                .clone()
-        };
-        let result = fut.await;
+        let (fleet, req) = (self.clone(), req.clone());
+        let key = req.workflow_key.clone();
         self.inner
             .inflight
-            .lock()
-            .expect("inflight lock")
-            .remove(&req.workflow_key);
-        result
+            .run(&key, move || fleet.launch(req).boxed())
+            .await
     }
 
     fn started(&self) -> u64 {

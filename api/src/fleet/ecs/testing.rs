@@ -18,6 +18,24 @@ pub struct MotoEcs {
     pub security_groups: Vec<String>,
 }
 
+/// Settings for tests: fast polls, generous rates, health required.
+pub fn test_settings(cluster: &str, task_definition: &str) -> EcsSettings {
+    EcsSettings {
+        cluster: cluster.into(),
+        task_definition: task_definition.into(),
+        subnets: vec!["subnet-1".into()],
+        security_groups: vec!["sg-1".into()],
+        assign_public_ip: false,
+        container: "worker".into(),
+        grpc_port: 50051,
+        started_by: "htsprep".into(),
+        run_task_per_second: 40.0,
+        describe_per_second: 20.0,
+        poll_every: Duration::from_millis(200),
+        require_healthy: true,
+    }
+}
+
 /// An ECS client for the emulator with test credentials and no retries.
 pub fn client(endpoint: &str) -> aws_sdk_ecs::Client {
     let conf = aws_sdk_ecs::config::Builder::new()
@@ -135,18 +153,10 @@ impl MotoEcs {
     /// required.
     pub fn settings(&self) -> EcsSettings {
         EcsSettings {
-            cluster: self.cluster.clone(),
-            task_definition: self.task_definition.clone(),
             subnets: self.subnets.clone(),
             security_groups: self.security_groups.clone(),
-            assign_public_ip: false,
-            container: "worker".into(),
-            grpc_port: 50051,
-            started_by: "htsprep".into(),
-            run_task_per_second: 40.0,
-            describe_per_second: 20.0,
-            poll_every: Duration::from_millis(200),
             require_healthy: false,
+            ..test_settings(&self.cluster, &self.task_definition)
         }
     }
 
