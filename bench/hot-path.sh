@@ -37,7 +37,7 @@ printf '{"dcc":"bench","local_id":"big","md5":"%s","size":%s,"format":"BAM","acc
   "$md5" "$size" > "$work/manifest.jsonl"
 HTSPREP_DATA_DIR="$work/data" target/release/htsprep-api files import "$work/manifest.jsonl" >/dev/null
 
-HTSPREP_DATA_DIR="$work/data" HTSPREP_LISTEN=127.0.0.1:18081 RUST_LOG=warn target/release/htsprep-api serve >/dev/null &
+HTSPREP_DATA_DIR="$work/data" HTSPREP_LISTEN=127.0.0.1:18081 HTSPREP_LOOPBACK_ONLY=true RUST_LOG=warn target/release/htsprep-api serve >/dev/null &
 api_pid=$!
 cat > "$work/nginx.conf" <<NGINX
 worker_processes 2;

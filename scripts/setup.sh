@@ -3,7 +3,8 @@
 # the genomics tools its pipelines run (samtools, tabix/bgzip, bcftools, gffread), protoc for
 # the gRPC code generation, and bigbedtobed (crate bigtools) for bigBed sources.
 # `scripts/setup.sh --for-tests` also installs what only the tests use: node and the GMOD
-# readers, the MongoDB-wire test server and the AWS emulator.
+# readers, the MongoDB-wire test server and the AWS emulator, and iproute2/util-linux for the
+# tests' private network namespace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,7 +13,7 @@ tools="samtools:samtools tabix:tabix bgzip:tabix bcftools:bcftools gffread:gffre
 for_tests=0
 if [ "${1:-}" = "--for-tests" ]; then
   for_tests=1
-  tools="$tools xz:xz-utils node:nodejs npm:npm"
+  tools="$tools xz:xz-utils node:nodejs npm:npm ip:iproute2 unshare:util-linux"
 fi
 for pair in $tools; do
   cmd=${pair%%:*} pkg=${pair#*:}

@@ -11,6 +11,7 @@ use std::time::Duration;
 use htsprep_shared::settings::{ConfigError, EnvReader};
 use htsprep_shared::storage::StorageConfig;
 
+use crate::executor::DialPolicy;
 use crate::fleet::ecs::EcsSettings;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -74,6 +75,9 @@ pub struct FleetSettings {
     pub heartbeat: Duration,
     /// `HTSPREP_WORKER_TOKEN`: the token workers require on gRPC (default: random per start).
     pub token: String,
+    /// `HTSPREP_LOOPBACK_ONLY`: dial only loopback worker addresses; a job offered to any other
+    /// fails with the reason (tests and benches turn it on; default off).
+    pub dial: DialPolicy,
 }
 
 impl fmt::Debug for FleetSettings {
@@ -86,6 +90,7 @@ impl fmt::Debug for FleetSettings {
             .field("idle_timeout", &self.idle_timeout)
             .field("heartbeat", &self.heartbeat)
             .field("token", &"<redacted>")
+            .field("dial", &self.dial)
             .finish()
     }
 }
@@ -199,6 +204,11 @@ impl Config {
             idle_timeout: env.seconds("HTSPREP_WORKER_IDLE_SECONDS", secs(120)),
             heartbeat: env.seconds("HTSPREP_HEARTBEAT_SECONDS", secs(10)),
             token: explicit_token.unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string()),
+            dial: if env.flag("HTSPREP_LOOPBACK_ONLY", false) {
+                DialPolicy::LoopbackOnly
+            } else {
+                DialPolicy::Any
+            },
         };
         if fleet.heartbeat.is_zero() || fleet.heartbeat >= jobs.stale_after {
             env.error(

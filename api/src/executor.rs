@@ -2,6 +2,7 @@
 //! a worker from the fleet, dispatches over gRPC and follows the job to its end, retrying when a
 //! worker dies. Many concurrent requests for one source converge on one job.
 
+mod dial;
 mod dispatch;
 mod drive;
 mod request;
@@ -20,6 +21,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::JobSettings;
 use crate::fleet::{Discovery, Provisioner};
+
+pub use dial::DialPolicy;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
@@ -43,6 +46,7 @@ struct Inner {
     discovery: Arc<dyn Discovery>,
     settings: JobSettings,
     worker_token: String,
+    dial: DialPolicy,
     driving: Mutex<HashSet<JobId>>,
     tracker: TaskTracker,
     /// Cancelled when new cold requests must be refused.
@@ -71,6 +75,7 @@ impl Executor {
         discovery: Arc<dyn Discovery>,
         settings: JobSettings,
         worker_token: String,
+        dial: DialPolicy,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -79,6 +84,7 @@ impl Executor {
                 discovery,
                 settings,
                 worker_token,
+                dial,
                 driving: Mutex::new(HashSet::new()),
                 tracker: TaskTracker::new(),
                 draining: CancellationToken::new(),

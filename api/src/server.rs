@@ -79,7 +79,7 @@ pub async fn start_fleet(
 ) -> anyhow::Result<(Arc<dyn Provisioner>, Arc<dyn Discovery>)> {
     if let Some(ecs) = &config.fleet.ecs {
         let fleet = EcsFleet::new(
-            ecs_client(&config.storage.aws).await,
+            ecs_client(&config.storage.aws, ecs).await,
             EcsFleetConfig {
                 settings: ecs.clone(),
                 max_workers: config.fleet.max_workers,
@@ -144,6 +144,7 @@ pub async fn build(
         discovery,
         config.jobs.clone(),
         config.fleet.token.clone(),
+        config.fleet.dial,
     );
     let state = AppState {
         catalog,

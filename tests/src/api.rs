@@ -33,6 +33,8 @@ impl ApiProcess {
             .env("HTSPREP_SAMTOOLS_SORT_MEMORY", "64M")
             .env("HTSPREP_SHUTDOWN_GRACE_SECONDS", "2")
             .env("RUST_LOG", "info")
+            // Never dial a worker address outside loopback (an emulator's invented 10.x).
+            .env("HTSPREP_LOOPBACK_ONLY", "true")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         for (k, v) in extra {

@@ -53,5 +53,30 @@ pub fn testdata_manifest(dcc: &str, out: &Path) -> String {
     text
 }
 
+/// The md5 of some bytes, as `md5sum` computes it.
+pub fn md5_hex(bytes: &[u8]) -> String {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let p = dir.path().join("x");
+    std::fs::write(&p, bytes).expect("write");
+    let out = Command::new("md5sum").arg(&p).output().expect("md5sum");
+    String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .split_whitespace()
+        .next()
+        .expect("a sum")
+        .to_owned()
+}
+
+/// A manifest row (dcc `e2e`) for a source served at `url` with these bytes.
+pub fn http_row(local_id: &str, format: &str, url: &str, bytes: &[u8]) -> String {
+    format!(
+        "{{\"dcc\":\"e2e\",\"local_id\":\"{local_id}\",\"md5\":\"{}\",\"size\":{},\"format\":\"{format}\",\"access_url\":\"{url}\"}}\n",
+        md5_hex(bytes),
+        bytes.len()
+    )
+}
+
 pub mod api;
+pub mod ecs;
+pub mod gmod;
 pub mod slow_http;

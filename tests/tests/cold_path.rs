@@ -5,32 +5,7 @@ use std::time::Duration;
 
 use htsprep_tests::api::ApiProcess;
 use htsprep_tests::slow_http::SlowServer;
-use htsprep_tests::{testdata, testdata_manifest};
-
-fn md5_hex(bytes: &[u8]) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("x");
-    std::fs::write(&p, bytes).unwrap();
-    let out = std::process::Command::new("md5sum")
-        .arg(&p)
-        .output()
-        .unwrap();
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_owned()
-}
-
-/// A manifest row for a source served over loopback HTTP.
-fn http_row(local_id: &str, format: &str, url: &str, bytes: &[u8]) -> String {
-    format!(
-        "{{\"dcc\":\"e2e\",\"local_id\":\"{local_id}\",\"md5\":\"{}\",\"size\":{},\"format\":\"{format}\",\"access_url\":\"{url}\"}}\n",
-        md5_hex(bytes),
-        bytes.len()
-    )
-}
+use htsprep_tests::{http_row, testdata, testdata_manifest};
 
 async fn get(api: &ApiProcess, path: &str, range: Option<&str>) -> reqwest::Response {
     let mut req = api.http.get(api.url(path));

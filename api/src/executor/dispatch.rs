@@ -6,6 +6,7 @@ use htsprep_proto::v1 as pb;
 use htsprep_proto::v1::worker_client::WorkerClient;
 use tonic::Code;
 
+use super::dial::DialPolicy;
 use crate::fleet::WorkerInfo;
 
 /// How a dispatch to one worker went.
@@ -20,7 +21,16 @@ pub(crate) enum Dispatch {
     Rejected(String),
 }
 
-pub(crate) async fn dispatch(worker: &WorkerInfo, token: &str, req: pb::RunJobRequest) -> Dispatch {
+pub(crate) async fn dispatch(
+    worker: &WorkerInfo,
+    dial: DialPolicy,
+    token: &str,
+    req: pb::RunJobRequest,
+) -> Dispatch {
+    if let Err(refused) = dial.check(&worker.address) {
+        tracing::error!(worker = %worker.id, address = %worker.address, "{refused}");
+        return Dispatch::Rejected(format!("worker {}: {refused}", worker.id));
+    }
     let endpoint =
         match tonic::transport::Endpoint::from_shared(format!("http://{}", worker.address)) {
             // Keep-alive pings notice a worker that vanished without closing the connection
@@ -87,5 +97,46 @@ pub(crate) async fn dispatch(worker: &WorkerInfo, token: &str, req: pb::RunJobRe
                 ));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::TcpListener;
+
+    use super::*;
+
+    fn worker(address: String) -> WorkerInfo {
+        WorkerInfo {
+            id: "w".into(),
+            provider: "ecs".into(),
+            address,
+            started_for: None,
+        }
+    }
+
+    /// A listener on 127.0.0.1 also answers the IPv4-mapped `::ffff:127.0.0.1`, which the policy
+    /// does not count as loopback: a dial, had there been one, would be in its accept queue.
+    #[tokio::test]
+    async fn loopback_only_refuses_before_any_connection() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mapped = format!("[::ffff:127.0.0.1]:{port}");
+        let req = pb::RunJobRequest::default();
+        match dispatch(&worker(mapped.clone()), DialPolicy::LoopbackOnly, "t", req).await {
+            Dispatch::Rejected(m) => assert!(m.contains("HTSPREP_LOOPBACK_ONLY"), "{m}"),
+            _ => panic!("the policy let {mapped} through"),
+        }
+        let accepted = listener.accept();
+        assert!(
+            matches!(&accepted, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+            "a connection reached the listener: {accepted:?}"
+        );
+        // The premise: a connection to that address would have shown up.
+        let _probe = std::net::TcpStream::connect(mapped.parse::<std::net::SocketAddr>().unwrap())
+            .expect("the mapped address reaches the listener");
+        listener.set_nonblocking(false).unwrap();
+        assert!(listener.accept().is_ok());
     }
 }

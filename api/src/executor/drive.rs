@@ -133,7 +133,7 @@ async fn run_attempt(exec: &Executor, file: &FileRecord, job: &JobRecord) -> Att
         }
         for worker in offer_order(subscription.current(), &job.job_id) {
             inner.dispatches.fetch_add(1, Ordering::Relaxed);
-            match dispatch(&worker, &inner.worker_token, request.clone()).await {
+            match dispatch(&worker, inner.dial, &inner.worker_token, request.clone()).await {
                 Dispatch::Followed => return Attempt::Followed,
                 Dispatch::Broken(reason) => return Attempt::Retry(reason),
                 Dispatch::Rejected(reason) => return Attempt::Fatal(reason),

@@ -28,13 +28,17 @@ use crate::fleet::{
 /// maximum this long.
 const UNSEEN_GRACE: Duration = Duration::from_secs(60);
 
-/// An ECS client for the configured region and endpoint. It does not retry by itself: the
-/// fleet backs off and retries (`RunTask` stays idempotent through its `clientToken`).
-pub async fn ecs_client(aws: &AwsSettings) -> aws_sdk_ecs::Client {
+/// An ECS client for the configured region and endpoint (`AWS_ENDPOINT_URL_ECS` before
+/// `AWS_ENDPOINT_URL`). It does not retry by itself: the fleet backs off and retries (`RunTask`
+/// stays idempotent through its `clientToken`).
+pub async fn ecs_client(aws: &AwsSettings, ecs: &EcsSettings) -> aws_sdk_ecs::Client {
     let sdk = aws.sdk_config().await;
-    let conf = aws_sdk_ecs::config::Builder::from(&sdk)
-        .retry_config(aws_sdk_ecs::config::retry::RetryConfig::disabled())
-        .build();
+    let mut conf = aws_sdk_ecs::config::Builder::from(&sdk)
+        .retry_config(aws_sdk_ecs::config::retry::RetryConfig::disabled());
+    if let Some(url) = &ecs.endpoint_url {
+        conf = conf.endpoint_url(url);
+    }
+    let conf = conf.build();
     aws_sdk_ecs::Client::from_conf(conf)
 }
 

@@ -41,6 +41,9 @@ pub struct EcsSettings {
     /// `HTSPREP_ECS_REQUIRE_HEALTHY`: a worker is usable only once ECS reports it `HEALTHY`
     /// (default true; false for a task definition without a container health check).
     pub require_healthy: bool,
+    /// `AWS_ENDPOINT_URL_ECS`: ECS at another endpoint than the other AWS services (a VPC
+    /// endpoint, a test stand-in); default: `AWS_ENDPOINT_URL`, else ECS's own.
+    pub endpoint_url: Option<String>,
 }
 
 impl EcsSettings {
@@ -142,6 +145,13 @@ impl EcsSettings {
             env.error("HTSPREP_ECS_POLL_SECONDS", "must be at least 1");
         }
         let require_healthy = env.flag("HTSPREP_ECS_REQUIRE_HEALTHY", true);
+        let endpoint_url = env.optional("AWS_ENDPOINT_URL_ECS");
+        if endpoint_url
+            .as_ref()
+            .is_some_and(|u| !(u.starts_with("http://") || u.starts_with("https://")))
+        {
+            env.error("AWS_ENDPOINT_URL_ECS", "must be an http:// or https:// URL");
+        }
         Some(Self {
             cluster,
             task_definition,
@@ -155,6 +165,7 @@ impl EcsSettings {
             describe_per_second,
             poll_every,
             require_healthy,
+            endpoint_url,
         })
     }
 }

@@ -33,6 +33,7 @@ pub fn test_settings(cluster: &str, task_definition: &str) -> EcsSettings {
         describe_per_second: 20.0,
         poll_every: Duration::from_millis(200),
         require_healthy: true,
+        endpoint_url: None,
     }
 }
 
