@@ -40,6 +40,16 @@ pub(crate) fn launch(shared: &Arc<Shared>, arn: &str) {
             o = run(&shared2, &arn, &stop) => o,
             () = shared2.stop.cancelled() => Ended::Abandoned,
         };
+        // A container's processes end with it (its cgroup), its pipeline's children too.
+        if let Some(t) = shared2
+            .state
+            .lock()
+            .expect("stand-in state")
+            .tasks
+            .get(&arn)
+        {
+            reap(&shared2.root.path().join(&t.id));
+        }
         finish(&shared2, &arn, outcome);
     });
 }
@@ -190,6 +200,26 @@ async fn run(shared: &Arc<Shared>, arn: &str, stop: &CancellationToken) -> Ended
         Err(_) => {
             signal(pid, Signal::SIGKILL);
             exited(child.wait().await)
+        }
+    }
+}
+
+/// SIGKILLs every process whose working directory is inside `dir` (a task's filesystem): what
+/// is left of a container whose main process ended.
+pub(crate) fn reap(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if std::fs::read_link(entry.path().join("cwd")).is_ok_and(|cwd| cwd.starts_with(dir)) {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
         }
     }
 }

@@ -235,6 +235,11 @@ impl EcsStandIn {
         }
     }
 
+    /// The task's own directory (its container's filesystem).
+    pub fn task_dir(&self, arn: &str) -> PathBuf {
+        self.shared.root.path().join(&self.task(arn).id)
+    }
+
     /// The task as `DescribeTasks` would answer (for assertions on the wire shape).
     pub fn describe(&self, arn: &str) -> Value {
         self.lock().tasks[arn].json(true)
@@ -248,9 +253,15 @@ impl EcsStandIn {
 impl Drop for EcsStandIn {
     fn drop(&mut self) {
         self.shared.stop.cancel();
-        let pids: Vec<u32> = self.lock().tasks.values().filter_map(|t| t.pid).collect();
-        for pid in pids {
+        let running: Vec<(u32, String)> = self
+            .lock()
+            .tasks
+            .values()
+            .filter_map(|t| t.pid.map(|p| (p, t.id.clone())))
+            .collect();
+        for (pid, id) in running {
             let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+            agent::reap(&self.shared.root.path().join(id));
         }
     }
 }
