@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use htsprep_shared::jobstore::JobPolicy;
 use htsprep_shared::settings::{ConfigError, EnvReader};
 use htsprep_shared::storage::StorageConfig;
 
@@ -43,8 +44,9 @@ pub struct JobSettings {
     pub max_active: usize,
     /// `HTSPREP_MAX_WAIT_SECONDS`: the longest `?wait=` honoured (default 120).
     pub max_wait: Duration,
-    /// `HTSPREP_WORKER_WAIT_SECONDS`: how long a job waits for a worker to accept it (default 120).
-    pub worker_wait: Duration,
+    /// `HTSPREP_QUEUE_DEADLINE_SECONDS`: how long a job may wait for a worker to accept it before
+    /// it fails with a capacity error (default 4 h). Waiting costs no attempt.
+    pub queue_deadline: Duration,
     /// `HTSPREP_SORT_MEMORY`: `sort -S` for every job (default 512M).
     pub sort_memory: u64,
     /// `HTSPREP_SAMTOOLS_SORT_MEMORY`: `samtools sort -m` for every job (default 512M).
@@ -55,6 +57,17 @@ pub struct JobSettings {
     pub reconcile_every: Duration,
     /// `HTSPREP_SHUTDOWN_GRACE_SECONDS`: in-flight dispatches get this long on shutdown (default 25).
     pub shutdown_grace: Duration,
+}
+
+impl JobSettings {
+    /// The job lifecycle's policy (staleness and attempts), for the claim path, the driver and
+    /// the reconciler alike.
+    pub fn policy(&self) -> JobPolicy {
+        JobPolicy {
+            stale_after: self.stale_after,
+            max_attempts: self.max_attempts,
+        }
+    }
 }
 
 /// The fleet: worker processes on this host, or Fargate tasks when `ECS_CLUSTER` is set.
@@ -140,7 +153,7 @@ impl Config {
             max_attempts: u32::try_from(env.count("HTSPREP_MAX_ATTEMPTS", 3)).unwrap_or(u32::MAX),
             max_active: env.count("HTSPREP_MAX_ACTIVE_WORKFLOWS", 64),
             max_wait: env.seconds("HTSPREP_MAX_WAIT_SECONDS", secs(120)),
-            worker_wait: env.seconds("HTSPREP_WORKER_WAIT_SECONDS", secs(120)),
+            queue_deadline: env.seconds("HTSPREP_QUEUE_DEADLINE_SECONDS", secs(4 * 3600)),
             sort_memory: env.bytes("HTSPREP_SORT_MEMORY", 512 << 20),
             samtools_sort_memory: env.bytes("HTSPREP_SAMTOOLS_SORT_MEMORY", 512 << 20),
             duration_cap: env.seconds("WORKFLOW_DURATION_CAP_SECONDS", secs(3600)),
@@ -156,6 +169,7 @@ impl Config {
             }
         }
         for (var, v) in [
+            ("HTSPREP_QUEUE_DEADLINE_SECONDS", jobs.queue_deadline),
             ("HTSPREP_STALE_AFTER_SECONDS", jobs.stale_after),
             ("WORKFLOW_DURATION_CAP_SECONDS", jobs.duration_cap),
             ("HTSPREP_RECONCILE_SECONDS", jobs.reconcile_every),

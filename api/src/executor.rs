@@ -1,6 +1,7 @@
-//! The executor: claims a workflow (or attaches to its active job), and for the jobs it owns gets
-//! a worker from the fleet, dispatches over gRPC and follows the job to its end, retrying when a
-//! worker dies. Many concurrent requests for one source converge on one job.
+//! The executor: claims a workflow (or attaches to its active job, or finds it already prepared,
+//! or finds its failure standing), and for the jobs it owns gets a worker from the fleet,
+//! dispatches over gRPC and follows the job to its end. Concurrent requests for one workflow in
+//! this replica share one claim; many replicas converge on one job through the store.
 
 mod dial;
 mod dispatch;
@@ -12,26 +13,40 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use htsprep_shared::domain::{FileRecord, JobId, JobRecord, workflow_key};
+use futures::FutureExt;
+use htsprep_shared::artifacts::{ArtifactKey, ArtifactStore};
+use htsprep_shared::domain::{ArtifactKind, FileRecord, JobId, JobRecord, workflow_key};
 use htsprep_shared::jobstore::{
-    Claim, ClaimOutcome, ClaimRequest, JobStore, JobStoreError, JobStoreExt,
+    Claim, ClaimOutcome, ClaimRequest, JobStore, JobStoreError, JobStoreExt, PublishedProbe,
 };
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::coalesce::Coalesce;
 use crate::config::JobSettings;
 use crate::fleet::{Discovery, Provisioner};
 
 pub use dial::DialPolicy;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum ExecError {
     #[error("too many workflows are being prepared ({0} active)")]
     TooBusy(usize),
     #[error("the service is shutting down")]
     Draining,
+    #[error("the file's artifact key is invalid: {0}")]
+    Key(String),
     #[error(transparent)]
     Store(#[from] JobStoreError),
+}
+
+/// What asking for a file's workflow found.
+#[derive(Clone, Debug)]
+pub enum Ensured {
+    /// Its artifacts are published: serve them.
+    Ready,
+    /// A job: one this replica now drives, another's it follows, or a failure that stands.
+    Job(Box<Claim>),
 }
 
 #[derive(Clone, Debug)]
@@ -39,15 +54,30 @@ pub struct Executor {
     inner: Arc<Inner>,
 }
 
+/// What the executor works with.
+pub struct Parts {
+    pub store: Arc<dyn JobStore>,
+    pub artifacts: Arc<dyn ArtifactStore>,
+    pub provisioner: Arc<dyn Provisioner>,
+    pub discovery: Arc<dyn Discovery>,
+    pub settings: JobSettings,
+    pub worker_token: String,
+    pub dial: DialPolicy,
+}
+
 #[derive(Debug)]
 struct Inner {
     store: Arc<dyn JobStore>,
+    artifacts: Arc<dyn ArtifactStore>,
     provisioner: Arc<dyn Provisioner>,
     discovery: Arc<dyn Discovery>,
     settings: JobSettings,
     worker_token: String,
     dial: DialPolicy,
+    /// This API replica, as job records name their driver.
+    replica: String,
     driving: Mutex<HashSet<JobId>>,
+    claims: Coalesce<Result<Ensured, ExecError>>,
     tracker: TaskTracker,
     /// Cancelled when new cold requests must be refused.
     draining: CancellationToken,
@@ -68,24 +98,31 @@ pub struct ExecStats {
     pub workers_available: usize,
 }
 
+impl std::fmt::Debug for Parts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Parts").finish_non_exhaustive()
+    }
+}
+
 impl Executor {
-    pub fn new(
-        store: Arc<dyn JobStore>,
-        provisioner: Arc<dyn Provisioner>,
-        discovery: Arc<dyn Discovery>,
-        settings: JobSettings,
-        worker_token: String,
-        dial: DialPolicy,
-    ) -> Self {
+    pub fn new(parts: Parts) -> Self {
+        let replica = format!(
+            "api-{}-{}",
+            std::process::id(),
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
         Self {
             inner: Arc::new(Inner {
-                store,
-                provisioner,
-                discovery,
-                settings,
-                worker_token,
-                dial,
+                store: parts.store,
+                artifacts: parts.artifacts,
+                provisioner: parts.provisioner,
+                discovery: parts.discovery,
+                settings: parts.settings,
+                worker_token: parts.worker_token,
+                dial: parts.dial,
+                replica,
                 driving: Mutex::new(HashSet::new()),
+                claims: Coalesce::default(),
                 tracker: TaskTracker::new(),
                 draining: CancellationToken::new(),
                 shutdown: CancellationToken::new(),
@@ -97,6 +134,11 @@ impl Executor {
 
     pub fn settings(&self) -> &JobSettings {
         &self.inner.settings
+    }
+
+    /// This replica's id, as job records name their driver.
+    pub fn replica(&self) -> &str {
+        &self.inner.replica
     }
 
     pub fn stats(&self) -> ExecStats {
@@ -113,48 +155,74 @@ impl Executor {
         self.inner.draining.is_cancelled() || self.inner.shutdown.is_cancelled()
     }
 
-    fn claim_request(&self, file: &FileRecord) -> ClaimRequest {
+    pub fn claim_request(&self, file: &FileRecord) -> ClaimRequest {
         ClaimRequest {
             workflow_key: workflow_key(file),
             dcc: file.dcc.clone(),
             local_id: file.local_id.clone(),
-            stale_after: self.inner.settings.stale_after,
-            max_attempts: self.inner.settings.max_attempts,
+            policy: self.inner.settings.policy(),
+            driver: Some(self.inner.replica.clone()),
         }
     }
 
-    /// Claims the file's workflow or attaches to its active job; a job this call owns is driven
-    /// in the background.
-    pub async fn ensure(&self, file: &FileRecord) -> Result<Claim, ExecError> {
+    /// Finds what the file's workflow needs: nothing (published), a job to follow, a standing
+    /// failure, or a new or reclaimed job, which this replica then drives. Concurrent calls for
+    /// one workflow share one claim.
+    pub async fn ensure(&self, file: &FileRecord) -> Result<Ensured, ExecError> {
         if self.is_draining() {
             return Err(ExecError::Draining);
         }
+        let this = self.clone();
+        let file = file.clone();
+        let key = workflow_key(&file);
+        self.inner
+            .claims
+            .run(&key, move || async move { this.claim(&file).await }.boxed())
+            .await
+    }
+
+    async fn claim(&self, file: &FileRecord) -> Result<Ensured, ExecError> {
+        let inner = &self.inner;
         let req = self.claim_request(file);
-        let stale_before = self.inner.store.clock().now()
-            - chrono::Duration::from_std(req.stale_after).unwrap_or_default();
-        if let Some(active) = self.inner.store.find_active(&req.workflow_key).await?
-            && active.updated_at >= stale_before
-        {
-            return Ok(Claim {
-                job: active,
-                outcome: ClaimOutcome::Attached,
-            });
+        let driving = inner.driving.lock().expect("driving lock").len();
+        if driving >= inner.settings.max_active {
+            // Following a job is always possible; starting one needs room.
+            return match inner.store.find_active(&req.workflow_key).await? {
+                Some(job) if !req.policy.is_stale(&job, inner.store.clock().now()) => {
+                    Ok(Ensured::Job(Box::new(Claim {
+                        job,
+                        outcome: ClaimOutcome::Attached,
+                    })))
+                }
+                _ => Err(ExecError::TooBusy(driving)),
+            };
         }
-        let driving = self.inner.driving.lock().expect("driving lock").len();
-        if driving >= self.inner.settings.max_active {
-            return Err(ExecError::TooBusy(driving));
-        }
-        let claim = self.inner.store.claim(&req).await?;
+        let index = ArtifactKey::for_file(file, ArtifactKind::Index)
+            .map_err(|e| ExecError::Key(e.to_string()))?;
+        let artifacts = Arc::clone(&inner.artifacts);
+        let published: &PublishedProbe = &move || {
+            let (artifacts, index) = (Arc::clone(&artifacts), index.clone());
+            async move {
+                artifacts
+                    .exists(&index)
+                    .await
+                    .map_err(|e| JobStoreError::Unavailable(format!("artifact store: {e}")))
+            }
+            .boxed()
+        };
+        let Some(claim) = inner.store.claim_unless_published(&req, published).await? else {
+            return Ok(Ensured::Ready);
+        };
         if claim.owns() {
             if claim.outcome == ClaimOutcome::Created {
-                self.inner.claims_created.fetch_add(1, Ordering::Relaxed);
+                inner.claims_created.fetch_add(1, Ordering::Relaxed);
             }
             self.drive(file.clone(), claim.job.clone());
         }
-        Ok(claim)
+        Ok(Ensured::Job(Box::new(claim)))
     }
 
-    /// Follows a job this API owns (a fresh claim, a reclaimed or handed-back job) to its end.
+    /// Follows a job this API owns (a fresh claim, a reclaimed or taken-over job) to its end.
     pub fn drive(&self, file: FileRecord, job: JobRecord) {
         if !self
             .inner
@@ -174,14 +242,14 @@ impl Executor {
     }
 
     /// Stops taking work; in-flight dispatches get `grace` to finish, then are abandoned (their
-    /// jobs stay active and are reclaimed later).
+    /// jobs stay active: another replica, or this one restarted, takes them over).
     pub async fn shutdown(&self, grace: Duration) {
         self.inner.tracker.close();
         if tokio::time::timeout(grace, self.inner.tracker.wait())
             .await
             .is_err()
         {
-            tracing::warn!("shutdown grace over; leaving in-flight jobs to be reclaimed");
+            tracing::warn!("shutdown grace over; leaving in-flight jobs to be taken over");
         }
         self.inner.shutdown.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(5), self.inner.tracker.wait()).await;

@@ -2,7 +2,6 @@
 //! healthy ones as they come and go. The local fleet (worker processes on this host) implements
 //! both; ECS implements them with `RunTask` and `ListTasks`/`DescribeTasks`.
 
-mod coalesce;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 pub mod ecs;

@@ -5,7 +5,7 @@ mod admin;
 mod data;
 pub mod error;
 mod files;
-mod jobs;
+pub mod jobs;
 mod ops;
 pub mod range;
 pub mod serve;
@@ -14,7 +14,7 @@ mod view;
 
 use axum::Router;
 use axum::http::{Method, header};
-use axum::routing::get;
+use axum::routing::{get, post};
 use tower_http::cors::{Any, CorsLayer};
 
 pub use state::AppState;
@@ -54,6 +54,8 @@ pub fn router(state: AppState) -> Router {
         .route("/index/{dcc}/{local_id}", get(data::index))
         .route("/jobs", get(jobs::list))
         .route("/jobs/{job_id}", get(jobs::get))
+        .route("/jobs/{job_id}/retry", post(jobs::retry))
+        .route("/jobs/{job_id}/cancel", post(jobs::cancel))
         .route("/files", get(files::list).post(files::import))
         .route(
             "/files/{dcc}/{local_id}",

@@ -3,6 +3,7 @@
 
 pub mod catalog_cache;
 pub mod cli;
+mod coalesce;
 pub mod config;
 pub mod executor;
 pub mod fleet;

@@ -1,11 +1,12 @@
-//! The reconciler: at start and on an interval, jobs whose owner stopped writing (no heartbeat
-//! for the stale threshold) are retried with a new lease and driven again, or failed after their
-//! last attempt.
+//! The reconciler: at start and on an interval, jobs whose owner stopped writing are taken from
+//! it by the job policy (a queued job whose driver died is taken over at no attempt's cost; a
+//! running job whose worker went quiet is retried, or failed after its last attempt), and this
+//! replica drives them on.
 
 use std::sync::Arc;
 
 use htsprep_shared::catalog::Catalog;
-use htsprep_shared::jobstore::{Fence, JobChange, JobStore, JobStoreError};
+use htsprep_shared::jobstore::{Fence, JobStore, JobStoreError};
 use tokio_util::sync::CancellationToken;
 
 use crate::executor::Executor;
@@ -16,22 +17,11 @@ pub async fn reconcile_once(
     catalog: &Arc<dyn Catalog>,
     executor: &Executor,
 ) -> Result<usize, JobStoreError> {
-    let settings = executor.settings();
-    let stale_after = chrono::Duration::from_std(settings.stale_after).unwrap_or_default();
-    let cutoff = store.clock().now() - stale_after;
+    let policy = executor.settings().policy();
+    let now = store.clock().now();
     let mut moved = 0;
-    for job in store.find_stale(cutoff, 100).await? {
-        let retry = job.attempt < settings.max_attempts;
-        let reason = format!(
-            "no heartbeat for {}s during attempt {} (reclaimed by the reconciler)",
-            settings.stale_after.as_secs(),
-            job.attempt
-        );
-        let change = JobChange::Abandon {
-            stale_before: cutoff,
-            reason,
-            retry,
-        };
+    for job in store.find_stale(policy.stale_before(now), 100).await? {
+        let change = policy.reclaim(&job, now, Some(executor.replica()), "the reconciler");
         let next = match store.update(&Fence::of(&job), change).await {
             Ok(next) => next,
             // Someone else got there first, or it came back to life.

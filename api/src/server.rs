@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::catalog_cache::CachedCatalog;
 use crate::config::Config;
-use crate::executor::Executor;
+use crate::executor::{Executor, Parts};
 use crate::fleet::ecs::{EcsSettings, ecs_client};
 use crate::fleet::{
     Discovery, EcsFleet, EcsFleetConfig, LocalFleet, LocalFleetConfig, Provisioner,
@@ -138,14 +138,15 @@ pub async fn build(
                 config.storage.data_dir.display()
             )
         })?;
-    let executor = Executor::new(
-        Arc::clone(&store),
+    let executor = Executor::new(Parts {
+        store: Arc::clone(&store),
+        artifacts: Arc::clone(&artifacts),
         provisioner,
         discovery,
-        config.jobs.clone(),
-        config.fleet.token.clone(),
-        config.fleet.dial,
-    );
+        settings: config.jobs.clone(),
+        worker_token: config.fleet.token.clone(),
+        dial: config.fleet.dial,
+    });
     let state = AppState {
         catalog,
         store,

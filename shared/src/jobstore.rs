@@ -9,6 +9,7 @@ mod change;
 mod error;
 mod mongo;
 mod ops;
+mod policy;
 mod query;
 mod sqlite;
 
@@ -24,7 +25,8 @@ use crate::domain::{JobId, JobRecord, Lease};
 pub use change::{JobChange, MAX_EVENTS};
 pub use error::JobStoreError;
 pub use mongo::MongoJobStore;
-pub use ops::{Claim, ClaimOutcome, ClaimRequest, JobStoreExt};
+pub use ops::{Claim, ClaimOutcome, ClaimRequest, JobStoreExt, PublishedProbe, failure_stands};
+pub use policy::JobPolicy;
 pub use query::{JobPage, ListQuery, PageCursor};
 pub use sqlite::SqliteJobStore;
 
@@ -65,6 +67,14 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
 
     /// The active (pending or running) job of a workflow, if any.
     async fn find_active(&self, workflow_key: &str) -> Result<Option<JobRecord>, JobStoreError>;
+
+    /// The workflow's newest job, whatever its status.
+    async fn find_latest(&self, workflow_key: &str) -> Result<Option<JobRecord>, JobStoreError>;
+
+    /// An operator's retry of a failed job: its failure no longer stands as the workflow's
+    /// answer (it becomes retryable), so the next request prepares the file again. Fails with
+    /// [`JobStoreError::WrongStatus`] if the job has not failed.
+    async fn request_retry(&self, job_id: &JobId) -> Result<JobRecord, JobStoreError>;
 
     /// Applies `change` atomically if and only if the job is active and holds `fence.lease`
     /// (and, for [`JobChange::Abandon`], has not been written since its cutoff). Otherwise nothing

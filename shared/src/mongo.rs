@@ -134,6 +134,10 @@ impl MongoDb {
                 .options(named("job_id_unique").unique(true).build())
                 .build(),
             IndexModel::builder()
+                .keys(doc! {"workflow_key": 1, "submitted_at": -1})
+                .options(named("latest_per_workflow").build())
+                .build(),
+            IndexModel::builder()
                 .keys(doc! {"status": 1, "updated_at": 1})
                 .options(named("stale_scan").build())
                 .build(),

@@ -318,7 +318,7 @@ async fn the_worker_maximum_holds_under_a_burst_of_twenty_files() {
         ("HTSPREP_MAX_WORKERS", "3"),
         ("HTSPREP_WORKER_JOBS", "2"),
         ("HTSPREP_STALE_AFTER_SECONDS", "120"),
-        ("HTSPREP_WORKER_WAIT_SECONDS", "600"),
+        ("HTSPREP_QUEUE_DEADLINE_SECONDS", "600"),
     ]);
     let body = std::fs::read(testdata().join("test.broadPeak")).unwrap();
     let source = url::Url::from_file_path(testdata().join("test.broadPeak")).unwrap();

@@ -46,6 +46,7 @@ async fn create_indexes_is_idempotent_and_lists_exactly_the_indexes() {
             "jobs._id_",
             "jobs.one_active_job_per_workflow",
             "jobs.job_id_unique",
+            "jobs.latest_per_workflow",
             "jobs.stale_scan",
             "jobs.finished_ttl",
             "files._id_",

@@ -1,5 +1,5 @@
-//! Bad input and bad luck: each ends as a failed job with a reason a user can act on, and
-//! publishes nothing.
+//! Bad input and bad luck: each ends as a failed job with a reason a user can act on (or, when
+//! another attempt may pass, is handed back with it), and publishes nothing.
 
 #[path = "support/harness.rs"]
 mod harness;
@@ -41,6 +41,35 @@ fn assert_failed(
     assert_eq!(h.leftover_work(), 0, "the work directory is removed");
     assert!(matches!(ran.updates.last(), Some(JobUpdate::Failed(_))));
     err
+}
+
+/// A failure another attempt may fix hands the job back (pending, attempt 2) with the reason,
+/// rather than failing it: the API retries it within its attempt budget.
+fn assert_handed_back(
+    h: &Harness,
+    ran: &harness::Ran,
+    needle: &str,
+) -> htsprep_shared::domain::JobFailure {
+    assert_eq!(ran.job.status, JobStatus::Pending, "{:#?}", ran.job.events);
+    assert!(ran.job.active);
+    assert_eq!(ran.job.attempt, 2);
+    assert!(
+        ran.job.events.iter().any(|e| matches!(
+            &e.kind,
+            EventKind::Rescheduled { reason } if reason.contains(needle)
+        )),
+        "no reschedule mentioning {needle:?}: {:#?}",
+        ran.job.events
+    );
+    assert!(h.published().is_empty(), "{:?}", h.published());
+    assert_eq!(h.leftover_work(), 0, "the work directory is removed");
+    match ran.updates.last() {
+        Some(JobUpdate::Failed(f)) => {
+            assert!(f.message.contains(needle), "{f:?}");
+            f.clone()
+        }
+        other => panic!("the stream ends with the failure, not {other:?}"),
+    }
 }
 
 #[tokio::test]
@@ -140,7 +169,7 @@ async fn unreachable_url() {
             .await,
         )
         .await;
-    let err = assert_failed(&h, &ran, "is unreachable");
+    let err = assert_handed_back(&h, &ran, "is unreachable");
     assert!(err.retryable, "a network failure may pass");
 }
 
@@ -164,7 +193,7 @@ async fn server_errors_are_retried_then_reported() {
     let ran = h
         .run(h.spec("flaky", Format::BroadPeak, &url, md5, 0).await)
         .await;
-    let err = assert_failed(&h, &ran, "answered HTTP 503");
+    let err = assert_handed_back(&h, &ran, "answered HTTP 503");
     assert!(err.retryable);
 }
 

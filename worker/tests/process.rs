@@ -117,8 +117,11 @@ async fn job_request(
             workflow_key: format!("test/{local_id}/{md5}/v1"),
             dcc: dcc.clone(),
             local_id: local.clone(),
-            stale_after: Duration::from_secs(60),
-            max_attempts: 3,
+            policy: htsprep_shared::jobstore::JobPolicy {
+                stale_after: Duration::from_secs(60),
+                max_attempts: 3,
+            },
+            driver: None,
         })
         .await
         .unwrap();

@@ -2,9 +2,10 @@ use std::io::Write;
 
 use clap::Subcommand;
 use htsprep_shared::domain::{JobId, JobStatus};
-use htsprep_shared::jobstore::ListQuery;
+use htsprep_shared::jobstore::{JobStoreExt, ListQuery};
 
 use crate::config::Config;
+use crate::http::jobs::CANCELLED;
 use crate::stores;
 
 #[derive(Debug, Subcommand)]
@@ -19,6 +20,18 @@ pub enum JobsCommand {
     },
     /// Show one job, with its timeline, as JSON.
     Get {
+        #[arg(value_parser = parse_job_id)]
+        job_id: JobId,
+    },
+    /// Retry a failed job: its failure stops standing for the file, so the next request for
+    /// the file prepares it again (`POST /jobs/{id}/retry` also starts it at once).
+    Retry {
+        #[arg(value_parser = parse_job_id)]
+        job_id: JobId,
+    },
+    /// Cancel a pending or running job: it fails as cancelled, and its worker stops the running
+    /// stage at its next heartbeat.
+    Cancel {
         #[arg(value_parser = parse_job_id)]
         job_id: JobId,
     },
@@ -53,6 +66,18 @@ impl JobsCommand {
             JobsCommand::Get { job_id } => {
                 let job = store.get(&job_id).await?;
                 writeln!(out, "{}", serde_json::to_string_pretty(&job)?)?;
+            }
+            JobsCommand::Retry { job_id } => {
+                let job = store.request_retry(&job_id).await?;
+                writeln!(out, "{}", serde_json::to_string(&job)?)?;
+                eprintln!(
+                    "job {job_id}: its failure no longer stands; the next request for {}/{} prepares it again",
+                    job.dcc, job.local_id
+                );
+            }
+            JobsCommand::Cancel { job_id } => {
+                let job = store.cancel(&job_id, CANCELLED).await?;
+                writeln!(out, "{}", serde_json::to_string(&job)?)?;
             }
         }
         Ok(0)

@@ -1,10 +1,13 @@
-//! Following one job through its attempts.
+//! Following one job through its attempts. While a job waits for a worker it is queued: this
+//! replica renews its dispatch lease (saying why it waits), and waiting costs no attempt; an
+//! attempt is spent only once a worker has accepted the job and it then fails or is lost.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use htsprep_shared::domain::{FileRecord, JobFailure, JobId, JobRecord};
-use htsprep_shared::jobstore::{Fence, JobStoreExt};
+use htsprep_shared::domain::{EventKind, FileRecord, JobFailure, JobId, JobRecord};
+use htsprep_shared::jobstore::{Fence, JobStoreError, JobStoreExt};
+use tokio::time::Instant;
 
 use super::Executor;
 use super::dispatch::{Dispatch, dispatch};
@@ -15,23 +18,31 @@ use crate::fleet::{ProvisionError, ProvisionRequest, WorkerInfo};
 enum Attempt {
     /// A worker took the job and reported its end (the job store has the outcome).
     Followed,
-    /// It may work on another attempt.
+    /// A worker took the job and was lost: another attempt may work.
     Retry(String),
-    /// It cannot work.
+    /// It cannot work, on any worker: the failure stands.
     Fatal(String),
+    /// No worker accepted it within the queue deadline.
+    Expired(String),
+    /// This replica no longer drives it (taken over, or shutting down): leave it.
+    Left,
 }
 
 pub(super) async fn drive(exec: &Executor, file: FileRecord, mut job: JobRecord) {
     let inner = &exec.inner;
+    let policy = inner.settings.policy();
     loop {
         if inner.shutdown.is_cancelled() {
             return;
         }
         let attempt = run_attempt(exec, &file, &job).await;
+        if matches!(attempt, Attempt::Left) {
+            return;
+        }
         let current = match inner.store.get(&job.job_id).await {
             Ok(j) => j,
             Err(e) => {
-                tracing::error!(job_id = %job.job_id, error = %e, "cannot read the job back; the reconciler will pick it up");
+                tracing::error!(job_id = %job.job_id, error = %e, "cannot read the job back; another replica will take it over");
                 return;
             }
         };
@@ -40,19 +51,16 @@ pub(super) async fn drive(exec: &Executor, file: FileRecord, mut job: JobRecord)
         }
         let fence = Fence::of(&job);
         let reason = match attempt {
+            Attempt::Left => return,
             Attempt::Followed if current.lease == job.lease => {
                 "the worker ended the job without releasing it".to_owned()
             }
             Attempt::Followed => {
                 // The worker handed the job back (a new lease, attempt + 1): drive that attempt.
-                if current.attempt > inner.settings.max_attempts {
-                    give_up(
-                        exec,
-                        &Fence::of(&current),
-                        &current,
-                        "the job was handed back too often",
-                    )
-                    .await;
+                if current.attempt > policy.max_attempts {
+                    let why = last_reschedule(&current)
+                        .unwrap_or_else(|| "the job was handed back too often".into());
+                    give_up(exec, &Fence::of(&current), &current, &why).await;
                     return;
                 }
                 job = current;
@@ -60,11 +68,13 @@ pub(super) async fn drive(exec: &Executor, file: FileRecord, mut job: JobRecord)
             }
             Attempt::Retry(reason) => reason,
             Attempt::Fatal(reason) => {
+                end(exec, &fence, JobFailure::new(reason)).await;
+                return;
+            }
+            Attempt::Expired(reason) => {
                 let mut f = JobFailure::new(reason);
-                f.retryable = false;
-                if let Err(e) = inner.store.fail(&fence, f).await {
-                    tracing::warn!(job_id = %job.job_id, error = %e, "could not fail the job");
-                }
+                f.retryable = true;
+                end(exec, &fence, f).await;
                 return;
             }
         };
@@ -73,7 +83,7 @@ pub(super) async fn drive(exec: &Executor, file: FileRecord, mut job: JobRecord)
             job = current;
             continue;
         }
-        if current.attempt >= inner.settings.max_attempts {
+        if !policy.may_retry(current.attempt) {
             give_up(exec, &fence, &current, &reason).await;
             return;
         }
@@ -81,22 +91,34 @@ pub(super) async fn drive(exec: &Executor, file: FileRecord, mut job: JobRecord)
         match inner.store.reschedule(&fence, &reason).await {
             Ok(next) => job = next,
             Err(e) => {
-                tracing::warn!(job_id = %job.job_id, error = %e, "could not reschedule; leaving it to the reconciler");
+                tracing::warn!(job_id = %job.job_id, error = %e, "could not reschedule; another replica will take it over");
                 return;
             }
         }
     }
 }
 
+/// Why the job was last handed back, from its timeline.
+fn last_reschedule(job: &JobRecord) -> Option<String> {
+    job.events.iter().rev().find_map(|e| match &e.kind {
+        EventKind::Rescheduled { reason } => Some(reason.clone()),
+        _ => None,
+    })
+}
+
+async fn end(exec: &Executor, fence: &Fence, failure: JobFailure) {
+    if let Err(e) = exec.inner.store.fail(fence, failure).await {
+        tracing::warn!(job_id = %fence.job_id, error = %e, "could not fail the job");
+    }
+}
+
 async fn give_up(exec: &Executor, fence: &Fence, job: &JobRecord, reason: &str) {
     let mut f = JobFailure::new(format!(
         "gave up after {} attempt(s): {reason}",
-        job.attempt
+        job.attempt.min(exec.inner.settings.max_attempts)
     ));
     f.retryable = true;
-    if let Err(e) = exec.inner.store.fail(fence, f).await {
-        tracing::warn!(job_id = %job.job_id, error = %e, "could not fail the job");
-    }
+    end(exec, fence, f).await;
 }
 
 /// The worker started for this job first (ECS starts one per attempt), then the others as
@@ -106,9 +128,27 @@ fn offer_order(mut workers: Vec<WorkerInfo>, job_id: &JobId) -> Vec<WorkerInfo> 
     workers
 }
 
+/// How long until `job` has waited `limit` since it was queued.
+fn remaining(exec: &Executor, job: &JobRecord, limit: Duration) -> Duration {
+    let since = job.queued_since.unwrap_or(job.submitted_at);
+    let waited = (exec.inner.store.clock().now() - since)
+        .to_std()
+        .unwrap_or_default();
+    limit.saturating_sub(waited)
+}
+
 async fn run_attempt(exec: &Executor, file: &FileRecord, job: &JobRecord) -> Attempt {
     let inner = &exec.inner;
-    let deadline = tokio::time::Instant::now() + inner.settings.worker_wait;
+    let policy = inner.settings.policy();
+    let fence = Fence::of(job);
+    let deadline = Instant::now() + remaining(exec, job, inner.settings.queue_deadline);
+    // After a failed attempt, wait before the next (the job stays queued meanwhile).
+    let not_before = if job.attempt > 1 {
+        Instant::now() + remaining(exec, job, policy.backoff(job.attempt))
+    } else {
+        Instant::now()
+    };
+    let renew_every = (policy.stale_after / 4).max(Duration::from_secs(1));
     let req = ProvisionRequest {
         workflow_key: job.workflow_key.clone(),
         job_id: job.job_id.clone(),
@@ -116,41 +156,68 @@ async fn run_attempt(exec: &Executor, file: &FileRecord, job: &JobRecord) -> Att
     };
     let mut subscription = inner.discovery.subscribe();
     let request = run_job_request(file, job, &inner.settings);
-    let mut last_decline = String::from("no worker is available");
+    let mut reason = String::from("waiting for a worker");
+    let mut renewed: Option<(Instant, String)> = None;
     loop {
-        // Idempotent per attempt: a fleet at its maximum or backing off says so, and the
-        // workers it already has are still tried (one may have a free slot).
         let mut pause = Duration::from_millis(250);
-        match inner.provisioner.provision(&req).await {
-            Ok(()) => {}
-            Err(ProvisionError::Permanent(m)) => {
-                return Attempt::Fatal(format!("cannot start a worker: {m}"));
+        if Instant::now() < not_before {
+            reason = format!(
+                "waiting {}s before attempt {} (after a failed attempt)",
+                (not_before - Instant::now()).as_secs() + 1,
+                job.attempt
+            );
+            pause = not_before - Instant::now();
+        } else {
+            // Idempotent per attempt: a fleet at its maximum or backing off says so, and the
+            // workers it already has are still tried (one may have a free slot).
+            match inner.provisioner.provision(&req).await {
+                Ok(()) => {}
+                Err(ProvisionError::Permanent(m)) => {
+                    return Attempt::Fatal(format!("cannot start a worker: {m}"));
+                }
+                Err(e @ ProvisionError::Capacity { retry_after, .. }) => {
+                    reason = e.to_string();
+                    pause = retry_after.clamp(pause, Duration::from_secs(5));
+                }
             }
-            Err(e @ ProvisionError::Capacity { retry_after, .. }) => {
-                last_decline = e.to_string();
-                pause = retry_after.clamp(pause, Duration::from_secs(5));
+            for worker in offer_order(subscription.current(), &job.job_id) {
+                inner.dispatches.fetch_add(1, Ordering::Relaxed);
+                match dispatch(&worker, inner.dial, &inner.worker_token, request.clone()).await {
+                    Dispatch::Followed => return Attempt::Followed,
+                    Dispatch::Broken(r) => return Attempt::Retry(r),
+                    Dispatch::Rejected(r) => return Attempt::Fatal(r),
+                    Dispatch::Declined(r) => reason = r,
+                }
             }
         }
-        for worker in offer_order(subscription.current(), &job.job_id) {
-            inner.dispatches.fetch_add(1, Ordering::Relaxed);
-            match dispatch(&worker, inner.dial, &inner.worker_token, request.clone()).await {
-                Dispatch::Followed => return Attempt::Followed,
-                Dispatch::Broken(reason) => return Attempt::Retry(reason),
-                Dispatch::Rejected(reason) => return Attempt::Fatal(reason),
-                Dispatch::Declined(reason) => last_decline = reason,
-            }
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Attempt::Retry(format!(
-                "no worker accepted the job within {}s ({last_decline})",
-                inner.settings.worker_wait.as_secs()
+        if Instant::now() >= deadline {
+            return Attempt::Expired(format!(
+                "no worker accepted the job within the queue deadline of {}s (HTSPREP_QUEUE_DEADLINE_SECONDS); last: {reason}",
+                inner.settings.queue_deadline.as_secs()
             ));
         }
+        // Renew the dispatch lease, and say why the job waits when that changes.
+        let due = renewed
+            .as_ref()
+            .is_none_or(|(at, said)| at.elapsed() >= renew_every || *said != reason);
+        if due {
+            match inner.store.waiting(&fence, &reason).await {
+                Ok(_) => renewed = Some((Instant::now(), reason.clone())),
+                Err(JobStoreError::LeaseLost { .. }) => {
+                    tracing::info!(job_id = %job.job_id, "the job moved on (taken over, cancelled or finished); no longer driving it");
+                    return Attempt::Left;
+                }
+                Err(e) => {
+                    tracing::warn!(job_id = %job.job_id, error = %e, "could not renew the dispatch lease; trying again")
+                }
+            }
+        }
         // Wait for the fleet to change, or retry busy workers (and the provisioner) shortly.
+        let pause = pause.min(renew_every).min(deadline - Instant::now());
         tokio::select! {
             _ = subscription.next() => {}
             () = tokio::time::sleep(pause) => {}
-            () = inner.shutdown.cancelled() => return Attempt::Retry("the API is shutting down".into()),
+            () = inner.shutdown.cancelled() => return Attempt::Left,
         }
     }
 }

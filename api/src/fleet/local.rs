@@ -14,10 +14,10 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 use tokio_util::task::TaskTracker;
 
-use super::coalesce::Coalesce;
 use super::{
     Discovery, ProvisionError, ProvisionRequest, Provisioner, Subscription, WorkerInfo, WorkerSet,
 };
+use crate::coalesce::Coalesce;
 
 #[derive(Clone, Debug)]
 pub struct LocalFleetConfig {
@@ -48,7 +48,7 @@ struct Inner {
     set: WorkerSet,
     /// Live worker processes by id.
     children: Mutex<HashMap<String, u32>>,
-    inflight: Coalesce,
+    inflight: Coalesce<Result<(), ProvisionError>>,
     spawn_lock: tokio::sync::Mutex<()>,
     started: AtomicU64,
     tracker: TaskTracker,

@@ -10,15 +10,16 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use htsprep_shared::artifacts::{ArtifactKey, ArtifactStore};
 use htsprep_shared::domain::{
-    AccessUrl, ArtifactKind, FileRecord, Format, Ident, JobStatus, Processor, SidecarKind,
-    cache_key,
+    AccessUrl, ArtifactKind, FileRecord, Format, Ident, JobRecord, JobStatus, Processor,
+    SidecarKind,
 };
+use htsprep_shared::jobstore::ClaimOutcome;
 
 use super::AppState;
 use super::error::ApiError;
 use super::serve::{ArtifactOpener, serve};
 use super::view::JobView;
-use crate::executor::ExecError;
+use crate::executor::{Ensured, ExecError};
 use crate::upstream::UpstreamOpener;
 
 /// Where a file's bytes come from.
@@ -51,14 +52,8 @@ fn target(file: &FileRecord) -> Result<Target, ApiError> {
         });
     }
     let key = |kind| {
-        ArtifactKey::parse(&cache_key(
-            &file.dcc,
-            &file.local_id,
-            kind,
-            processor,
-            &file.md5,
-        ))
-        .map_err(|e| ApiError::Internal(format!("bad cache key: {e}")))
+        ArtifactKey::for_file(file, kind)
+            .map_err(|e| ApiError::Internal(format!("bad cache key: {e}")))
     };
     Ok(Target::Artifacts {
         data: key(ArtifactKind::Data)?,
@@ -304,15 +299,15 @@ async fn cold(
     wait: Option<Duration>,
 ) -> Result<Response, ApiError> {
     state.metrics.cold_requests.fetch_add(1, Ordering::Relaxed);
-    let claim = state.executor.ensure(file).await.map_err(|e| match e {
-        ExecError::TooBusy(_) => ApiError::TooBusy {
-            retry_after: Duration::from_secs(10),
-        },
-        ExecError::Draining => ApiError::Draining {
-            retry_after: Duration::from_secs(5),
-        },
-        ExecError::Store(e) => e.into(),
-    })?;
+    let ensured = state.executor.ensure(file).await.map_err(exec_error)?;
+    let claim = match ensured {
+        // Prepared since this request looked: serve it.
+        Ensured::Ready => return serve_artifact(state, method, headers, key).await,
+        Ensured::Job(claim) => claim,
+    };
+    if claim.outcome == ClaimOutcome::Failed {
+        return Err(failed(file, &claim.job));
+    }
     let job_id = claim.job.job_id.clone();
     let Some(wait) = wait else {
         return Ok(accepted(claim.job.into()));
@@ -330,13 +325,7 @@ async fn cold(
                     "job {job_id} completed but its index is missing"
                 )));
             }
-            JobStatus::Failed => {
-                let reason = job.error.map(|e| e.message).unwrap_or_default();
-                return Err(ApiError::JobFailed {
-                    job_id: job_id.to_string(),
-                    message: format!("preparing {}/{} failed: {reason}", file.dcc, file.local_id),
-                });
-            }
+            JobStatus::Failed => return Err(failed(file, &job)),
             _ => {}
         }
         if tokio::time::Instant::now() + pause > deadline {
@@ -344,6 +333,32 @@ async fn cold(
         }
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_millis(500));
+    }
+}
+
+/// The executor's refusals as HTTP answers.
+pub(crate) fn exec_error(e: ExecError) -> ApiError {
+    match e {
+        ExecError::TooBusy(_) => ApiError::TooBusy {
+            retry_after: Duration::from_secs(10),
+        },
+        ExecError::Draining => ApiError::Draining {
+            retry_after: Duration::from_secs(5),
+        },
+        ExecError::Key(m) => ApiError::Internal(m),
+        ExecError::Store(e) => e.into(),
+    }
+}
+
+fn failed(file: &FileRecord, job: &JobRecord) -> ApiError {
+    let reason = job
+        .error
+        .as_ref()
+        .map(|e| e.message.as_str())
+        .unwrap_or_default();
+    ApiError::JobFailed {
+        job_id: job.job_id.to_string(),
+        message: format!("preparing {}/{} failed: {reason}", file.dcc, file.local_id),
     }
 }
 

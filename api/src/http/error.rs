@@ -19,6 +19,8 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     NotReady(String),
+    #[error("{0}")]
+    Conflict(String),
     #[error("range not satisfiable: the object has {size} bytes")]
     RangeNotSatisfiable { size: u64 },
     #[error("this endpoint needs an admin token: send Authorization: Bearer <HTSPREP_ADMIN_TOKEN>")]
@@ -46,6 +48,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) | ApiError::NotReady(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::AdminDisabled => StatusCode::FORBIDDEN,
@@ -62,6 +65,7 @@ impl ApiError {
             ApiError::BadRequest(_) => "bad_request",
             ApiError::NotFound(_) => "not_found",
             ApiError::NotReady(_) => "not_ready",
+            ApiError::Conflict(_) => "conflict",
             ApiError::RangeNotSatisfiable { .. } => "range_not_satisfiable",
             ApiError::Unauthorized => "unauthorized",
             ApiError::AdminDisabled => "admin_disabled",
@@ -144,6 +148,7 @@ impl From<JobStoreError> for ApiError {
     fn from(e: JobStoreError) -> Self {
         match e {
             JobStoreError::NotFound { .. } => ApiError::NotFound(e.to_string()),
+            JobStoreError::WrongStatus { .. } => ApiError::Conflict(e.to_string()),
             JobStoreError::Unavailable(m) => ApiError::Unavailable(m),
             other => ApiError::Internal(other.to_string()),
         }

@@ -1,27 +1,70 @@
-//! `/jobs/{id}` (public: clients poll it) and `/jobs` (admin: operators list jobs).
+//! `/jobs/{id}` (public: clients poll it), `/jobs` (admin: operators list jobs), and
+//! `/jobs/{id}/retry`, `/jobs/{id}/cancel` (admin: operators steer them).
 
 use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use htsprep_shared::domain::{JobId, JobStatus};
-use htsprep_shared::jobstore::{ListQuery, PageCursor};
+use htsprep_shared::jobstore::{JobStoreExt, ListQuery, PageCursor};
 
 use super::AppState;
 use super::admin::require_admin;
+use super::data::exec_error;
 use super::error::{ApiError, page_limit};
 use super::view::JobView;
+use crate::executor::Ensured;
+
+fn parse_id(job_id: &str) -> Result<JobId, ApiError> {
+    JobId::parse(job_id).ok_or_else(|| ApiError::BadRequest(format!("{job_id:?} is not a job id")))
+}
 
 pub(crate) async fn get(
     State(state): State<AppState>,
     Path(job_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let id = JobId::parse(&job_id)
-        .ok_or_else(|| ApiError::BadRequest(format!("{job_id:?} is not a job id")))?;
-    let job = state.store.get(&id).await?;
+    let job = state.store.get(&parse_id(&job_id)?).await?;
     Ok(axum::Json(JobView::from(job)).into_response())
 }
+
+/// Retries a failed job: its failure stops standing for the file, and the file is prepared
+/// again at once (`202` with the new job, or `200` if it is already prepared).
+pub(crate) async fn retry(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(job_id): Path<String>,
+) -> Result<Response, ApiError> {
+    require_admin(&state, &headers)?;
+    let failed = state.store.request_retry(&parse_id(&job_id)?).await?;
+    let file = state.catalog.get(&failed.dcc, &failed.local_id).await?;
+    match state.executor.ensure(&file).await.map_err(exec_error)? {
+        Ensured::Ready => Ok(axum::Json(serde_json::json!({"ready": true})).into_response()),
+        Ensured::Job(claim) => {
+            let view = JobView::from(claim.job);
+            let mut resp = (StatusCode::ACCEPTED, axum::Json(&view)).into_response();
+            if let Ok(v) = HeaderValue::from_str(&view.location) {
+                resp.headers_mut().insert(header::LOCATION, v);
+            }
+            Ok(resp)
+        }
+    }
+}
+
+/// Stops an active job: it fails as cancelled, and its worker stops the running stage at its
+/// next heartbeat.
+pub(crate) async fn cancel(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(job_id): Path<String>,
+) -> Result<Response, ApiError> {
+    require_admin(&state, &headers)?;
+    let job = state.store.cancel(&parse_id(&job_id)?, CANCELLED).await?;
+    Ok(axum::Json(JobView::from(job)).into_response())
+}
+
+/// The failure of a cancelled job.
+pub const CANCELLED: &str = "cancelled by an operator";
 
 pub(crate) async fn list(
     State(state): State<AppState>,

@@ -27,6 +27,9 @@ pub struct JobView {
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
     pub events: Vec<JobEvent>,
+    /// While no worker has accepted the current attempt: since when it waits, and why.
+    pub queued_since: Option<DateTime<Utc>>,
+    pub waiting_for: Option<String>,
     /// Where to poll.
     pub location: String,
 }
@@ -55,6 +58,8 @@ impl From<JobRecord> for JobView {
             started_at: j.started_at,
             finished_at: j.finished_at,
             events: j.events,
+            queued_since: j.queued_since,
+            waiting_for: j.waiting_for,
         }
     }
 }

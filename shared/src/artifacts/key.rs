@@ -24,6 +24,20 @@ pub enum KeyError {
 }
 
 impl ArtifactKey {
+    /// Where a file's prepared artifact of `kind` lives (its content-addressed cache key).
+    pub fn for_file(
+        file: &crate::domain::FileRecord,
+        kind: crate::domain::ArtifactKind,
+    ) -> Result<Self, KeyError> {
+        Self::parse(&crate::domain::cache_key(
+            &file.dcc,
+            &file.local_id,
+            kind,
+            file.format.processor(),
+            &file.md5,
+        ))
+    }
+
     pub fn parse(s: &str) -> Result<Self, KeyError> {
         if s.is_empty() {
             return Err(KeyError::Empty);

@@ -217,6 +217,12 @@ pub enum EventKind {
     Failed {
         message: String,
     },
+    /// Another owner took a queued job over (same attempt).
+    TakenOver {
+        reason: String,
+    },
+    /// An operator asked for the failure to be retried.
+    RetryRequested,
     Note {
         message: String,
     },
@@ -265,6 +271,15 @@ pub struct JobRecord {
     pub finished_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub events: Vec<JobEvent>,
+    /// Since when the current attempt waits for a worker to accept it (none once one has).
+    #[serde(default)]
+    pub queued_since: Option<DateTime<Utc>>,
+    /// Why it waits (no worker free, the worker maximum, ECS capacity backoff).
+    #[serde(default)]
+    pub waiting_for: Option<String>,
+    /// The API replica driving the job (holding its dispatch lease, renewed by its writes).
+    #[serde(default)]
+    pub driver: Option<String>,
 }
 
 impl JobRecord {
@@ -298,6 +313,9 @@ impl JobRecord {
                 attempt: 1,
                 kind: EventKind::Claimed,
             }],
+            queued_since: Some(now),
+            waiting_for: None,
+            driver: None,
         }
     }
 }

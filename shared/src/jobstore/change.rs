@@ -32,6 +32,17 @@ pub enum JobChange {
     Fail(JobFailure),
     /// Hands the job back for another attempt: attempt + 1, a new lease, pending again.
     Reschedule { reason: String },
+    /// The driving replica renews its dispatch lease while the job waits for a worker, saying why
+    /// it waits.
+    Waiting { reason: String },
+    /// A queued job (pending) whose driver stopped renewing is taken over: a new lease and
+    /// driver, the same attempt. Applies only if it is pending and was last written before
+    /// `stale_before`.
+    TakeOver {
+        stale_before: DateTime<Utc>,
+        driver: Option<String>,
+        reason: String,
+    },
     /// Taken from an owner that stopped writing: applies only if the job was last written before
     /// `stale_before`. Retries (as [`JobChange::Reschedule`]) when `retry`, else fails the job.
     Abandon {
@@ -46,6 +57,9 @@ impl JobChange {
     pub fn guard_holds(&self, job: &JobRecord) -> bool {
         match self {
             JobChange::Abandon { stale_before, .. } => job.updated_at < *stale_before,
+            JobChange::TakeOver { stale_before, .. } => {
+                job.status == JobStatus::Pending && job.updated_at < *stale_before
+            }
             _ => true,
         }
     }
@@ -70,6 +84,8 @@ impl JobChange {
                 job.status = JobStatus::Running;
                 job.started_at.get_or_insert(now);
                 job.worker = Some(worker.clone());
+                job.queued_since = None;
+                job.waiting_for = None;
                 push(job, EventKind::Running { worker });
             }
             JobChange::RecordStage { stage, artifact } => {
@@ -96,10 +112,16 @@ impl JobChange {
                 push(job, EventKind::Completed);
             }
             JobChange::Fail(failure) => fail(job, failure, now, &mut push),
-            JobChange::Reschedule { reason } => reschedule(job, reason, &mut push),
+            JobChange::Reschedule { reason } => reschedule(job, reason, now, &mut push),
+            JobChange::Waiting { reason } => job.waiting_for = Some(reason),
+            JobChange::TakeOver { driver, reason, .. } => {
+                job.lease = Lease::new();
+                job.driver = driver;
+                push(job, EventKind::TakenOver { reason });
+            }
             JobChange::Abandon { reason, retry, .. } => {
                 if retry {
-                    reschedule(job, reason, &mut push);
+                    reschedule(job, reason, now, &mut push);
                 } else {
                     let mut failure = JobFailure::new(reason);
                     failure.retryable = true;
@@ -132,6 +154,7 @@ fn fail(
 fn reschedule(
     job: &mut JobRecord,
     reason: String,
+    now: DateTime<Utc>,
     push: &mut impl FnMut(&mut JobRecord, EventKind),
 ) {
     push(job, EventKind::Rescheduled { reason });
@@ -140,4 +163,22 @@ fn reschedule(
     job.lease = Lease::new();
     job.worker = None;
     job.progress = None;
+    job.queued_since = Some(now);
+    job.waiting_for = None;
+}
+
+/// An operator's retry of a failed job: the failure becomes retryable, with an event saying so.
+pub(crate) fn retry_requested(job: &mut JobRecord, now: DateTime<Utc>) {
+    if let Some(e) = &mut job.error {
+        e.retryable = true;
+    }
+    job.events.push(JobEvent {
+        at: now,
+        attempt: job.attempt,
+        kind: EventKind::RetryRequested,
+    });
+    if job.events.len() > MAX_EVENTS {
+        let excess = job.events.len() - MAX_EVENTS;
+        job.events.drain(..excess);
+    }
 }

@@ -5,7 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{ClaimOutcome, ClaimRequest, Fence, JobStore, JobStoreError, JobStoreExt, ListQuery};
+use super::{
+    ClaimOutcome, ClaimRequest, Fence, JobPolicy, JobStore, JobStoreError, JobStoreExt, ListQuery,
+    PublishedProbe,
+};
 use crate::clock::ManualClock;
 use crate::domain::{
     ArtifactKind, EventKind, Ident, JobFailure, JobId, JobStatus, Progress, WorkerRef,
@@ -31,6 +34,12 @@ macro_rules! jobstore_conformance {
             list_pages_newest_first,
             find_stale_lists_only_stale_active_jobs,
             unknown_jobs_are_not_found,
+            a_stale_queued_job_is_taken_over_without_costing_an_attempt,
+            waiting_renews_the_dispatch_lease,
+            a_claim_answers_published_instead_of_starting_work,
+            a_permanent_failure_stands_until_an_operator_retries,
+            find_latest_names_the_newest_job,
+            cancel_fails_an_active_job_and_voids_its_lease,
         );
     };
     (@cases $make:path; $($case:ident),+ $(,)?) => {
@@ -51,8 +60,11 @@ fn request(key: &str) -> ClaimRequest {
         workflow_key: format!("dcc/{key}/0123456789abcdef0123456789abcdef/v1"),
         dcc: Ident::parse("dcc").unwrap(),
         local_id: Ident::parse(key).unwrap(),
-        stale_after: STALE,
-        max_attempts: 3,
+        policy: JobPolicy {
+            stale_after: STALE,
+            max_attempts: 3,
+        },
+        driver: Some("replica-a".into()),
     }
 }
 
@@ -137,6 +149,10 @@ pub async fn stale_job_is_reclaimed_with_a_new_lease(
     clock: Arc<ManualClock>,
 ) {
     let first = store.claim(&request("a")).await.unwrap().job;
+    let first = store
+        .mark_running(&Fence::of(&first), worker())
+        .await
+        .unwrap();
     clock.advance(STALE - Duration::from_secs(1));
     let still = store.claim(&request("a")).await.unwrap();
     assert_eq!(still.outcome, ClaimOutcome::Attached, "not stale yet");
@@ -301,12 +317,21 @@ pub async fn last_attempt_stale_fails_and_a_fresh_job_follows(
     clock: Arc<ManualClock>,
 ) {
     let req = request("a");
+    let max = req.policy.max_attempts;
     let mut job = store.claim(&req).await.unwrap().job;
-    for _ in 1..req.max_attempts {
+    for _ in 1..max {
+        store
+            .mark_running(&Fence::of(&job), worker())
+            .await
+            .unwrap();
         clock.advance(STALE * 2);
         job = store.claim(&req).await.unwrap().job;
     }
-    assert_eq!(job.attempt, req.max_attempts);
+    assert_eq!(job.attempt, max);
+    store
+        .mark_running(&Fence::of(&job), worker())
+        .await
+        .unwrap();
     clock.advance(STALE * 2);
     let fresh = store.claim(&req).await.unwrap();
     assert_eq!(fresh.outcome, ClaimOutcome::Created);
@@ -507,4 +532,210 @@ pub async fn unknown_jobs_are_not_found(store: Arc<dyn JobStore>, _clock: Arc<Ma
         Err(JobStoreError::NotFound { .. })
     ));
     assert!(store.find_active("nope/nope/x/v1").await.unwrap().is_none());
+}
+
+pub async fn a_stale_queued_job_is_taken_over_without_costing_an_attempt(
+    store: Arc<dyn JobStore>,
+    clock: Arc<ManualClock>,
+) {
+    let queued = store.claim(&request("a")).await.unwrap().job;
+    assert_eq!(queued.driver.as_deref(), Some("replica-a"));
+    assert_eq!(queued.queued_since, Some(queued.submitted_at));
+    clock.advance(STALE * 2);
+    let mut req = request("a");
+    req.driver = Some("replica-b".into());
+    let taken = store.claim(&req).await.unwrap();
+    assert_eq!(taken.outcome, ClaimOutcome::TakenOver);
+    assert!(taken.owns());
+    let job = taken.job;
+    assert_eq!(job.job_id, queued.job_id);
+    assert_eq!(job.attempt, 1, "waiting costs no attempt");
+    assert_eq!(job.status, JobStatus::Pending);
+    assert_ne!(job.lease, queued.lease);
+    assert_eq!(job.driver.as_deref(), Some("replica-b"));
+    assert_eq!(
+        job.queued_since, queued.queued_since,
+        "still queued since then"
+    );
+    assert!(job.events.iter().any(
+        |e| matches!(&e.kind, EventKind::TakenOver { reason } if reason.contains("dispatch lease"))
+    ));
+    // The old driver is fenced off.
+    assert_lease_lost(store.waiting(&Fence::of(&queued), "no worker").await);
+    assert_lease_lost(store.mark_running(&Fence::of(&queued), worker()).await);
+    // A running job that goes quiet costs an attempt.
+    store
+        .mark_running(&Fence::of(&job), worker())
+        .await
+        .unwrap();
+    clock.advance(STALE * 2);
+    let re = store.claim(&request("a")).await.unwrap();
+    assert_eq!(re.outcome, ClaimOutcome::Reclaimed);
+    assert_eq!(re.job.attempt, 2);
+    assert!(re.job.queued_since.is_some() && re.job.worker.is_none());
+}
+
+pub async fn waiting_renews_the_dispatch_lease(store: Arc<dyn JobStore>, clock: Arc<ManualClock>) {
+    let job = store.claim(&request("a")).await.unwrap().job;
+    let fence = Fence::of(&job);
+    for _ in 0..4 {
+        clock.advance(STALE / 2);
+        let w = store
+            .waiting(&fence, "2 of at most 2 workers busy")
+            .await
+            .unwrap();
+        assert_eq!(
+            w.waiting_for.as_deref(),
+            Some("2 of at most 2 workers busy")
+        );
+        assert_eq!(w.attempt, 1);
+    }
+    clock.advance(STALE / 2);
+    let c = store.claim(&request("a")).await.unwrap();
+    assert_eq!(c.outcome, ClaimOutcome::Attached, "renewed: not stale");
+    let running = store.mark_running(&fence, worker()).await.unwrap();
+    assert_eq!(running.queued_since, None);
+    assert_eq!(running.waiting_for, None);
+    assert_eq!(running.attempt, 1);
+}
+
+pub async fn a_claim_answers_published_instead_of_starting_work(
+    store: Arc<dyn JobStore>,
+    _clock: Arc<ManualClock>,
+) {
+    let published: &PublishedProbe = &|| Box::pin(async { Ok(true) });
+    let req = request("a");
+    assert!(
+        store
+            .claim_unless_published(&req, published)
+            .await
+            .unwrap()
+            .is_none(),
+        "published and no active job: nothing to do"
+    );
+    assert!(
+        store
+            .find_latest(&req.workflow_key)
+            .await
+            .unwrap()
+            .is_none(),
+        "no job stored"
+    );
+    // An active job is attached to whatever the probe says (it may be republishing).
+    let job = store.claim(&req).await.unwrap().job;
+    let attached = store
+        .claim_unless_published(&req, published)
+        .await
+        .unwrap()
+        .expect("attached");
+    assert_eq!(attached.outcome, ClaimOutcome::Attached);
+    assert_eq!(attached.job.job_id, job.job_id);
+}
+
+pub async fn a_permanent_failure_stands_until_an_operator_retries(
+    store: Arc<dyn JobStore>,
+    _clock: Arc<ManualClock>,
+) {
+    let req = request("a");
+    let job = store.claim(&req).await.unwrap().job;
+    let mut failure = JobFailure::new("md5 mismatch: the catalog says 0123…, the source is 4567…");
+    failure.retryable = false;
+    store.fail(&Fence::of(&job), failure).await.unwrap();
+    for _ in 0..3 {
+        let again = store.claim(&req).await.unwrap();
+        assert_eq!(again.outcome, ClaimOutcome::Failed);
+        assert!(!again.owns());
+        assert_eq!(again.job.job_id, job.job_id, "no new job");
+    }
+    assert!(matches!(
+        store.request_retry(&JobId::new()).await,
+        Err(JobStoreError::NotFound { .. })
+    ));
+    let retried = store.request_retry(&job.job_id).await.unwrap();
+    assert!(retried.error.as_ref().unwrap().retryable);
+    assert!(
+        retried
+            .events
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::RetryRequested))
+    );
+    let next = store.claim(&req).await.unwrap();
+    assert_eq!(next.outcome, ClaimOutcome::Created);
+    assert_ne!(next.job.job_id, job.job_id);
+    assert!(matches!(
+        store.request_retry(&next.job.job_id).await,
+        Err(JobStoreError::WrongStatus {
+            status: JobStatus::Pending,
+            ..
+        })
+    ));
+    // A failure another attempt may fix does not stand.
+    let mut transient = JobFailure::new("the worker shut down");
+    transient.retryable = true;
+    store.fail(&Fence::of(&next.job), transient).await.unwrap();
+    assert_eq!(
+        store.claim(&req).await.unwrap().outcome,
+        ClaimOutcome::Created
+    );
+}
+
+pub async fn find_latest_names_the_newest_job(store: Arc<dyn JobStore>, clock: Arc<ManualClock>) {
+    let req = request("a");
+    assert!(
+        store
+            .find_latest(&req.workflow_key)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let mut last = None;
+    for _ in 0..3 {
+        let job = store.claim(&req).await.unwrap().job;
+        store.complete(&Fence::of(&job)).await.unwrap();
+        clock.advance(Duration::from_secs(1));
+        last = Some(job.job_id);
+    }
+    let other = store.claim(&request("b")).await.unwrap().job;
+    let latest = store.find_latest(&req.workflow_key).await.unwrap().unwrap();
+    assert_eq!(Some(latest.job_id), last);
+    assert_eq!(latest.status, JobStatus::Completed);
+    assert_eq!(
+        store
+            .find_latest(&other.workflow_key)
+            .await
+            .unwrap()
+            .unwrap()
+            .job_id,
+        other.job_id
+    );
+}
+
+pub async fn cancel_fails_an_active_job_and_voids_its_lease(
+    store: Arc<dyn JobStore>,
+    _clock: Arc<ManualClock>,
+) {
+    let job = store.claim(&request("a")).await.unwrap().job;
+    let fence = Fence::of(&job);
+    store.mark_running(&fence, worker()).await.unwrap();
+    let cancelled = store
+        .cancel(&job.job_id, "cancelled by an operator")
+        .await
+        .unwrap();
+    assert_eq!(cancelled.status, JobStatus::Failed);
+    let err = cancelled.error.unwrap();
+    assert_eq!(err.message, "cancelled by an operator");
+    assert!(err.retryable, "a cancel is no verdict on the file");
+    assert_lease_lost(store.heartbeat(&fence, None).await);
+    assert!(matches!(
+        store.cancel(&job.job_id, "again").await,
+        Err(JobStoreError::WrongStatus {
+            status: JobStatus::Failed,
+            ..
+        })
+    ));
+    assert_eq!(
+        store.claim(&request("a")).await.unwrap().outcome,
+        ClaimOutcome::Created,
+        "the next request prepares the file again"
+    );
 }

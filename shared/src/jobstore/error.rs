@@ -1,6 +1,6 @@
-use crate::domain::JobId;
+use crate::domain::{JobId, JobStatus};
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum JobStoreError {
     #[error("job {job_id} not found")]
     NotFound { job_id: JobId },
@@ -8,6 +8,13 @@ pub enum JobStoreError {
     Conflict { workflow_key: String },
     #[error("job {job_id} is no longer held by this lease (it was reclaimed or has finished)")]
     LeaseLost { job_id: JobId },
+    /// The operation does not apply to a job in this status.
+    #[error("job {job_id} is {status}: {why}")]
+    WrongStatus {
+        job_id: JobId,
+        status: JobStatus,
+        why: &'static str,
+    },
     #[error("job store unavailable: {0}")]
     Unavailable(String),
     #[error("job store document for {id} is unreadable: {reason}")]

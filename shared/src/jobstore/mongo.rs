@@ -53,6 +53,12 @@ struct JobDoc {
     finished_at: Option<bson::DateTime>,
     #[serde(default)]
     events: Vec<JobEvent>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    queued_since: Option<bson::DateTime>,
+    #[serde(default)]
+    waiting_for: Option<String>,
+    #[serde(default)]
+    driver: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -91,6 +97,9 @@ impl From<&JobRecord> for JobDoc {
             started_at: j.started_at.map(to_b),
             finished_at: j.finished_at.map(to_b),
             events: j.events.clone(),
+            queued_since: j.queued_since.map(to_b),
+            waiting_for: j.waiting_for.clone(),
+            driver: j.driver.clone(),
         }
     }
 }
@@ -123,6 +132,9 @@ impl From<JobDoc> for JobRecord {
             started_at: d.started_at.map(|t| t.to_chrono()),
             finished_at: d.finished_at.map(|t| t.to_chrono()),
             events: d.events,
+            queued_since: d.queued_since.map(|t| t.to_chrono()),
+            waiting_for: d.waiting_for,
+            driver: d.driver,
         }
     }
 }
@@ -175,12 +187,16 @@ fn translate(
         set.insert("lease", Lease::new().as_str());
         set.insert("worker", Bson::Null);
         set.insert("progress", Bson::Null);
+        set.insert("queued_since", to_b(now));
+        set.insert("waiting_for", Bson::Null);
         inc.insert("attempt", 1);
     };
     match change {
         JobChange::MarkRunning { worker } => {
             set.insert("status", JobStatus::Running.name());
             set.insert("worker", encode(worker)?);
+            set.insert("queued_since", Bson::Null);
+            set.insert("waiting_for", Bson::Null);
             min.insert("started_at", to_b(now));
             events.push(event(EventKind::Running {
                 worker: worker.clone(),
@@ -219,6 +235,22 @@ fn translate(
                 reason: reason.clone(),
             })?);
             reschedule(&mut set, &mut inc);
+        }
+        JobChange::Waiting { reason } => {
+            set.insert("waiting_for", reason.as_str());
+        }
+        JobChange::TakeOver {
+            stale_before,
+            driver,
+            reason,
+        } => {
+            filter.insert("status", JobStatus::Pending.name());
+            filter.insert("updated_at", doc! {"$lt": to_b(*stale_before)});
+            set.insert("lease", Lease::new().as_str());
+            set.insert("driver", driver.as_deref().map_or(Bson::Null, Bson::from));
+            events.push(event(EventKind::TakenOver {
+                reason: reason.clone(),
+            })?);
         }
         JobChange::Abandon {
             stale_before,
@@ -356,6 +388,51 @@ impl JobStore for MongoJobStore {
         .await
         .map_err(|e| backend("find active job", e))?;
         Ok(found.map(JobRecord::from))
+    }
+
+    async fn find_latest(&self, workflow_key: &str) -> Result<Option<JobRecord>, JobStoreError> {
+        let found = retrying(|| async {
+            self.jobs
+                .find_one(doc! {"workflow_key": workflow_key})
+                .sort(doc! {"submitted_at": -1, "job_id": -1})
+                .await
+        })
+        .await
+        .map_err(|e| backend("find the latest job", e))?;
+        Ok(found.map(JobRecord::from))
+    }
+
+    async fn request_retry(&self, job_id: &JobId) -> Result<JobRecord, JobStoreError> {
+        let not_failed = |job: JobRecord| JobStoreError::WrongStatus {
+            job_id: job_id.clone(),
+            status: job.status,
+            why: super::ops::ONLY_FAILED,
+        };
+        let current = self.get(job_id).await?;
+        if current.status != JobStatus::Failed {
+            return Err(not_failed(current));
+        }
+        let event = encode(&JobEvent {
+            at: self.clock.now(),
+            attempt: current.attempt,
+            kind: EventKind::RetryRequested,
+        })?;
+        let updated = self
+            .jobs
+            .find_one_and_update(
+                doc! {"job_id": job_id.as_str(), "status": JobStatus::Failed.name()},
+                doc! {
+                    "$set": {"error.retryable": true},
+                    "$push": {"events": {"$each": [event], "$slice": -(MAX_EVENTS as i32)}},
+                },
+            )
+            .return_document(ReturnDocument::After)
+            .await
+            .map_err(|e| backend("request a retry", e))?;
+        match updated {
+            Some(doc) => Ok(doc.into()),
+            None => Err(not_failed(self.get(job_id).await?)),
+        }
     }
 
     async fn update(&self, fence: &Fence, change: JobChange) -> Result<JobRecord, JobStoreError> {
@@ -507,6 +584,7 @@ mod tests {
                 "jobs._id_",
                 "jobs.one_active_job_per_workflow",
                 "jobs.job_id_unique",
+                "jobs.latest_per_workflow",
                 "jobs.stale_scan",
                 "jobs.finished_ttl",
                 "files._id_",

@@ -1,24 +1,25 @@
 //! The cold-path operations, written once over the [`JobStore`] core.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
+use futures::future::BoxFuture;
 
-use super::{Fence, JobChange, JobStore, JobStoreError};
-use crate::domain::{ArtifactKind, EventKind, Ident, JobFailure, JobRecord, Progress, WorkerRef};
+use super::{Fence, JobChange, JobPolicy, JobStore, JobStoreError};
+use crate::domain::{
+    ArtifactKind, EventKind, Ident, JobFailure, JobId, JobRecord, JobStatus, Progress, WorkerRef,
+};
 
-/// How many times a claim re-reads after losing a race before giving up.
-const CLAIM_ROUNDS: usize = 8;
+/// A claim re-reads after every lost race; this many rounds without an answer means the store
+/// is misbehaving, not contended.
+const CLAIM_ROUNDS: usize = 1000;
 
 #[derive(Clone, Debug)]
 pub struct ClaimRequest {
     pub workflow_key: String,
     pub dcc: Ident,
     pub local_id: Ident,
-    /// An active job not written for this long is reclaimed.
-    pub stale_after: Duration,
-    /// A reclaimed job that has had this many attempts is failed, and a fresh job takes its place.
-    pub max_attempts: u32,
+    pub policy: JobPolicy,
+    /// The API replica that will drive a job this claim creates or takes over.
+    pub driver: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,8 +28,15 @@ pub enum ClaimOutcome {
     Created,
     /// Another caller's active job was found; the caller only follows it.
     Attached,
-    /// A stale job was taken over with a new lease; the caller owns it and must get it run.
+    /// A running job whose worker went quiet was taken with a new lease and attempt; the caller
+    /// owns it and must get it run.
     Reclaimed,
+    /// A queued job whose driver went quiet was taken over (same attempt); the caller owns it
+    /// and must get it run.
+    TakenOver,
+    /// The workflow's last job failed for a reason another attempt cannot fix (`job` is that
+    /// job): its failure is the answer until the source changes or an operator retries it.
+    Failed,
 }
 
 #[derive(Clone, Debug)]
@@ -40,73 +48,99 @@ pub struct Claim {
 impl Claim {
     /// Whether the caller now holds the job's lease.
     pub fn owns(&self) -> bool {
-        self.outcome != ClaimOutcome::Attached
+        matches!(
+            self.outcome,
+            ClaimOutcome::Created | ClaimOutcome::Reclaimed | ClaimOutcome::TakenOver
+        )
     }
+}
+
+pub(crate) const ONLY_FAILED: &str = "only a failed job can be retried";
+const ONLY_ACTIVE: &str = "only a pending or running job can be cancelled";
+
+/// Answers whether the workflow's artifacts are published.
+pub type PublishedProbe = dyn Fn() -> BoxFuture<'static, Result<bool, JobStoreError>> + Send + Sync;
+
+/// Whether a finished job's failure stands as the workflow's answer.
+pub fn failure_stands(job: &JobRecord) -> bool {
+    job.status == JobStatus::Failed && job.error.as_ref().is_some_and(|e| !e.retryable)
 }
 
 #[async_trait]
 pub trait JobStoreExt: JobStore {
-    /// Inserts a pending job for the workflow, or attaches to the active one. A stale active job
-    /// is reclaimed first (rescheduled, or failed after its last attempt).
+    /// [`JobStoreExt::claim_unless_published`] for a workflow with nothing published.
     async fn claim(&self, req: &ClaimRequest) -> Result<Claim, JobStoreError> {
+        let never: &PublishedProbe = &|| Box::pin(async { Ok(false) });
+        Ok(self
+            .claim_unless_published(req, never)
+            .await?
+            .expect("nothing is published"))
+    }
+
+    /// Attaches to the workflow's active job (taking it over first if its owner went quiet);
+    /// with none, answers `None` if the workflow's artifacts are published, the failed job if
+    /// its last job failed for good, and otherwise inserts a new pending job. A lost race
+    /// re-reads. Because a job publishes before it finishes, a claim that finds no active job and
+    /// nothing published cannot be overtaken by a completion.
+    async fn claim_unless_published(
+        &self,
+        req: &ClaimRequest,
+        published: &PublishedProbe,
+    ) -> Result<Option<Claim>, JobStoreError> {
         for _ in 0..CLAIM_ROUNDS {
             let now = self.clock().now();
             if let Some(active) = self.find_active(&req.workflow_key).await? {
-                let stale_before =
-                    now - chrono::Duration::from_std(req.stale_after).unwrap_or_default();
-                if active.updated_at >= stale_before {
-                    return Ok(Claim {
+                if !req.policy.is_stale(&active, now) {
+                    return Ok(Some(Claim {
                         job: active,
                         outcome: ClaimOutcome::Attached,
-                    });
+                    }));
                 }
-                let retry = active.attempt < req.max_attempts;
-                let reason = format!(
-                    "no heartbeat for {}s (attempt {})",
-                    req.stale_after.as_secs(),
-                    active.attempt
-                );
-                match self
-                    .update(
-                        &Fence::of(&active),
-                        JobChange::Abandon {
-                            stale_before,
-                            reason,
-                            retry,
-                        },
-                    )
-                    .await
-                {
-                    Ok(job) if retry => {
-                        return Ok(Claim {
-                            job,
-                            outcome: ClaimOutcome::Reclaimed,
-                        });
-                    }
-                    // Failed for good: fall through and insert a fresh job in the next round.
+                let change =
+                    req.policy
+                        .reclaim(&active, now, req.driver.as_deref(), "a new request");
+                let outcome = match &change {
+                    JobChange::TakeOver { .. } => ClaimOutcome::TakenOver,
+                    _ => ClaimOutcome::Reclaimed,
+                };
+                match self.update(&Fence::of(&active), change).await {
+                    Ok(job) if job.active => return Ok(Some(Claim { job, outcome })),
+                    // Failed for good, or someone else moved it on: read again.
                     Ok(_) | Err(JobStoreError::LeaseLost { .. }) => continue,
                     Err(e) => return Err(e),
                 }
             }
-            let job = JobRecord::new_pending(
+            if published().await? {
+                return Ok(None);
+            }
+            if let Some(last) = self.find_latest(&req.workflow_key).await?
+                && failure_stands(&last)
+            {
+                return Ok(Some(Claim {
+                    job: last,
+                    outcome: ClaimOutcome::Failed,
+                }));
+            }
+            let mut job = JobRecord::new_pending(
                 req.workflow_key.clone(),
                 req.dcc.clone(),
                 req.local_id.clone(),
                 now,
             );
+            job.driver = req.driver.clone();
             match self.insert(&job).await {
                 Ok(()) => {
-                    return Ok(Claim {
+                    return Ok(Some(Claim {
                         job,
                         outcome: ClaimOutcome::Created,
-                    });
+                    }));
                 }
                 Err(JobStoreError::Conflict { .. }) => continue,
                 Err(e) => return Err(e),
             }
         }
         Err(JobStoreError::Unavailable(format!(
-            "claim of {} kept losing races; try again",
+            "claim of {} found no stable answer in {CLAIM_ROUNDS} reads; try again",
             req.workflow_key
         )))
     }
@@ -151,12 +185,45 @@ pub trait JobStoreExt: JobStore {
         self.update(fence, JobChange::Heartbeat { progress }).await
     }
 
+    /// Renews the driver's dispatch lease on a job waiting for a worker, with the reason.
+    async fn waiting(&self, fence: &Fence, reason: &str) -> Result<JobRecord, JobStoreError> {
+        self.update(
+            fence,
+            JobChange::Waiting {
+                reason: reason.to_owned(),
+            },
+        )
+        .await
+    }
+
     async fn complete(&self, fence: &Fence) -> Result<JobRecord, JobStoreError> {
         self.update(fence, JobChange::Complete).await
     }
 
     async fn fail(&self, fence: &Fence, failure: JobFailure) -> Result<JobRecord, JobStoreError> {
         self.update(fence, JobChange::Fail(failure)).await
+    }
+
+    /// Stops an active job: it fails with `message` (retryable: cancelling is no verdict on the
+    /// file), its lease is void, so its worker's next heartbeat cancels the running stage.
+    async fn cancel(&self, job_id: &JobId, message: &str) -> Result<JobRecord, JobStoreError> {
+        loop {
+            let job = self.get(job_id).await?;
+            if !job.active {
+                return Err(JobStoreError::WrongStatus {
+                    job_id: job_id.clone(),
+                    status: job.status,
+                    why: ONLY_ACTIVE,
+                });
+            }
+            let mut failure = JobFailure::new(message);
+            failure.retryable = true;
+            match self.fail(&Fence::of(&job), failure).await {
+                // The job moved on (a heartbeat does not change the lease; a reschedule does).
+                Err(JobStoreError::LeaseLost { .. }) => continue,
+                other => return other,
+            }
+        }
     }
 
     /// Hands the job back for another attempt (attempt + 1, new lease); the returned record

@@ -8,9 +8,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
+use super::change::retry_requested;
+use super::ops::ONLY_FAILED;
 use super::{Fence, JobChange, JobPage, JobStore, JobStoreError, ListQuery};
 use crate::clock::Clock;
-use crate::domain::{JobId, JobRecord};
+use crate::domain::{JobId, JobRecord, JobStatus};
 use crate::sqlite::{SqliteError, SqlitePool};
 
 const SCHEMA: &str = "
@@ -28,6 +30,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS jobs_one_active_per_workflow ON jobs (workflow
 CREATE INDEX IF NOT EXISTS jobs_newest ON jobs (submitted_at DESC, job_id DESC);
 CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, submitted_at DESC, job_id DESC);
 CREATE INDEX IF NOT EXISTS jobs_stale ON jobs (active, updated_at);
+CREATE INDEX IF NOT EXISTS jobs_by_workflow ON jobs (workflow_key, submitted_at DESC);
 ";
 
 #[derive(Debug, Clone)]
@@ -142,6 +145,63 @@ impl JobStore for SqliteJobStore {
             })
             .await?;
         row.map(|(id, doc)| decode(&id, &doc)).transpose()
+    }
+
+    async fn find_latest(&self, workflow_key: &str) -> Result<Option<JobRecord>, JobStoreError> {
+        let key = workflow_key.to_owned();
+        let row: Option<(String, String)> = self
+            .pool
+            .run(move |conn| {
+                conn.query_row(
+                    "SELECT job_id, doc FROM jobs WHERE workflow_key = ?1
+                     ORDER BY submitted_at DESC, job_id DESC LIMIT 1",
+                    [key],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()
+            })
+            .await?;
+        row.map(|(id, doc)| decode(&id, &doc)).transpose()
+    }
+
+    async fn request_retry(&self, job_id: &JobId) -> Result<JobRecord, JobStoreError> {
+        let now = self.clock.now();
+        let job_id = job_id.clone();
+        self.pool
+            .write(move |tx| {
+                let doc: Option<String> = tx
+                    .query_row(
+                        "SELECT doc FROM jobs WHERE job_id = ?1",
+                        [job_id.as_str()],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                let Some(doc) = doc else {
+                    return Ok(Err(JobStoreError::NotFound { job_id }));
+                };
+                let mut job = match decode(job_id.as_str(), &doc) {
+                    Ok(job) => job,
+                    Err(e) => return Ok(Err(e)),
+                };
+                if job.status != JobStatus::Failed {
+                    return Ok(Err(JobStoreError::WrongStatus {
+                        job_id,
+                        status: job.status,
+                        why: ONLY_FAILED,
+                    }));
+                }
+                retry_requested(&mut job, now);
+                let doc = match encode(&job) {
+                    Ok(doc) => doc,
+                    Err(e) => return Ok(Err(e)),
+                };
+                tx.execute(
+                    "UPDATE jobs SET doc = ?2 WHERE job_id = ?1",
+                    params![job.job_id.as_str(), doc],
+                )?;
+                Ok(Ok(job))
+            })
+            .await?
     }
 
     async fn update(&self, fence: &Fence, change: JobChange) -> Result<JobRecord, JobStoreError> {

@@ -184,6 +184,18 @@ async fn finish_failed(
             report(JobUpdate::Failed(f));
             JobOutcome::HandedBack
         }
+        // Another attempt may succeed: hand the job back; the API retries it within its
+        // attempt budget, after a pause.
+        Ending::Failed(f) if f.retryable => match ctx.store.reschedule(fence, &f.message).await {
+            Ok(_) => {
+                report(JobUpdate::Failed(f));
+                JobOutcome::HandedBack
+            }
+            Err(_) => {
+                report(JobUpdate::Failed(f));
+                JobOutcome::LeaseLost
+            }
+        },
         Ending::DurationCap | Ending::Failed(_) => {
             let failure = match ending {
                 Ending::Failed(f) => f,

@@ -116,8 +116,11 @@ impl Harness {
                 workflow_key: format!("{dcc}/{local_id}/{md5}/v{}", processor.version()),
                 dcc: dcc.clone(),
                 local_id: local_id.clone(),
-                stale_after: Duration::from_secs(60),
-                max_attempts: 3,
+                policy: htsprep_shared::jobstore::JobPolicy {
+                    stale_after: Duration::from_secs(60),
+                    max_attempts: 3,
+                },
+                driver: None,
             })
             .await
             .unwrap();

@@ -18,7 +18,7 @@ use super::classify::EcsFault;
 use super::launch::{client_token, run_task};
 use super::poll::{Health, TaskView, describe, list_running, stop};
 use super::settings::EcsSettings;
-use crate::fleet::coalesce::Coalesce;
+use crate::coalesce::Coalesce;
 use crate::fleet::rate::RateLimiter;
 use crate::fleet::{
     Discovery, ProvisionError, ProvisionRequest, Provisioner, Subscription, WorkerInfo, WorkerSet,
@@ -77,7 +77,7 @@ struct Inner {
     run_limiter: RateLimiter,
     describe_limiter: RateLimiter,
     state: Mutex<State>,
-    inflight: Coalesce,
+    inflight: Coalesce<Result<(), ProvisionError>>,
     started: AtomicU64,
     polls_failed: AtomicU64,
     stop: CancellationToken,

@@ -1,5 +1,6 @@
-//! Concurrent provisions for one workflow key share one call and its result: the first caller
-//! starts it, the others await the same future, and the key is free again once it has ended.
+//! Single flight: concurrent calls for one key (a workflow's provision, a workflow's claim)
+//! share one call and its result: the first caller starts it, the others await the same future,
+//! and the key is free again once it has ended.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -7,23 +8,25 @@ use std::sync::Mutex;
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 
-use super::ProvisionError;
+type Call<T> = Shared<BoxFuture<'static, T>>;
 
-type Call = Shared<BoxFuture<'static, Result<(), ProvisionError>>>;
-
-#[derive(Debug, Default)]
-pub struct Coalesce {
-    inflight: Mutex<HashMap<String, Call>>,
+#[derive(Debug)]
+pub struct Coalesce<T: Clone> {
+    inflight: Mutex<HashMap<String, Call<T>>>,
 }
 
-impl Coalesce {
+impl<T: Clone> Default for Coalesce<T> {
+    fn default() -> Self {
+        Self {
+            inflight: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<T: Clone + Send + Sync + 'static> Coalesce<T> {
     /// Runs `start()` for `key` unless a call for it is already in flight, and returns that
     /// call's result.
-    pub async fn run(
-        &self,
-        key: &str,
-        start: impl FnOnce() -> BoxFuture<'static, Result<(), ProvisionError>>,
-    ) -> Result<(), ProvisionError> {
+    pub async fn run(&self, key: &str, start: impl FnOnce() -> BoxFuture<'static, T>) -> T {
         let call = {
             let mut inflight = self.inflight.lock().expect("inflight lock");
             inflight
@@ -51,7 +54,7 @@ mod tests {
 
     #[tokio::test]
     async fn one_call_per_key_at_a_time_and_a_new_one_afterwards() {
-        let c = Arc::new(Coalesce::default());
+        let c = Arc::new(Coalesce::<Result<(), ()>>::default());
         let calls = Arc::new(AtomicUsize::new(0));
         let start = |calls: Arc<AtomicUsize>| {
             move || {

@@ -1,0 +1,337 @@
+//! The job lifecycle with real processes: waiting for a worker costs no attempt, a replica's
+//! queued jobs are taken over when it dies, a failure that another attempt cannot fix stands
+//! until an operator retries it, operators cancel jobs, and a storm of requests for a file that
+//! finishes quickly still makes one job.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use htsprep_tests::api::{ADMIN, ApiProcess};
+use htsprep_tests::slow_http::SlowServer;
+use htsprep_tests::{bin, http_row, testdata, testdata_manifest};
+use serde_json::Value;
+
+const LONG: Duration = Duration::from_secs(120);
+
+async fn cold_get(api: &ApiProcess, path: &str) -> String {
+    let resp = api.http.get(api.url(path)).send().await.unwrap();
+    assert_eq!(resp.status(), 202, "{path}");
+    resp.json::<Value>().await.unwrap()["job_id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn wait_running(api: &ApiProcess, job_id: &str) {
+    let deadline = tokio::time::Instant::now() + LONG;
+    loop {
+        let job = api.get_json(&format!("/jobs/{job_id}")).await;
+        if job["status"] == "running" {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never ran: {job:#}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn event_kinds(job: &Value) -> Vec<String> {
+    job["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// A slow source (about ten seconds) registered as `e2e/slow`, and three small real files.
+async fn slow_and_small(api: &ApiProcess) -> (SlowServer, [&'static str; 3]) {
+    let body = std::fs::read(testdata().join("ctcf_trackline.bed")).unwrap();
+    let slow = SlowServer::start(body.clone(), 40, Duration::from_millis(250));
+    api.register(&http_row("slow", "BED", &slow.url("slow.bed"), &body))
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    api.register(&testdata_manifest("testdata", &dir.path().join("m.jsonl")))
+        .await;
+    (slow, ["test.broadPeak", "vega_x.gff3", "htslib_index.vcf"])
+}
+
+const ONE_WORKER: [(&str, &str); 5] = [
+    ("HTSPREP_MAX_WORKERS", "1"),
+    ("HTSPREP_WORKER_JOBS", "1"),
+    ("HTSPREP_STALE_AFTER_SECONDS", "6"),
+    ("HTSPREP_HEARTBEAT_SECONDS", "1"),
+    ("HTSPREP_RECONCILE_SECONDS", "1"),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn jobs_queued_behind_a_busy_fleet_complete_on_their_first_attempt() {
+    let api = ApiProcess::start(&ONE_WORKER);
+    let (_slow, small) = slow_and_small(&api).await;
+    let slow_job = cold_get(&api, "/data/e2e/slow").await;
+    wait_running(&api, &slow_job).await;
+    let mut queued = Vec::new();
+    for id in small {
+        queued.push(cold_get(&api, &format!("/data/testdata/{id}")).await);
+    }
+    // While they wait, they say since when and why.
+    let job = api.get_json(&format!("/jobs/{}", queued[0])).await;
+    assert_eq!(job["status"], "pending", "{job:#}");
+    assert!(job["queued_since"].is_string(), "{job:#}");
+    let deadline = tokio::time::Instant::now() + LONG;
+    loop {
+        let job = api.get_json(&format!("/jobs/{}", queued[0])).await;
+        if let Some(why) = job["waiting_for"].as_str() {
+            assert!(why.contains("worker"), "{why}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{job:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for job_id in queued.iter().chain([&slow_job]) {
+        let job = api.wait_job(job_id, LONG).await;
+        assert_eq!(job["status"], "completed", "{job:#}");
+        assert_eq!(job["attempt"], 1, "waiting cost no attempt: {job:#}");
+        assert!(
+            !event_kinds(&job).iter().any(|k| k == "rescheduled"),
+            "{job:#}"
+        );
+        assert!(job["queued_since"].is_null() && job["waiting_for"].is_null());
+    }
+}
+
+async fn a_dead_replicas_queued_jobs_are_taken_over(extra: &[(&str, &str)]) {
+    let shared = tempfile::tempdir().unwrap();
+    let dir = shared.path().to_str().unwrap();
+    let mut env: Vec<(&str, &str)> = ONE_WORKER.to_vec();
+    env.push(("HTSPREP_DATA_DIR", dir));
+    env.extend_from_slice(extra);
+    let mut a = ApiProcess::start(&env);
+    let b = ApiProcess::start(&env);
+    let (_slow, small) = slow_and_small(&a).await;
+    let slow_job = cold_get(&a, "/data/e2e/slow").await;
+    wait_running(&a, &slow_job).await;
+    let mut queued = Vec::new();
+    for id in small {
+        queued.push(cold_get(&a, &format!("/data/testdata/{id}")).await);
+    }
+    a.child.kill().unwrap(); // SIGKILL
+    a.child.wait().unwrap();
+    for job_id in &queued {
+        let job = b.wait_job(job_id, LONG).await;
+        assert_eq!(job["status"], "completed", "{job:#}");
+        assert_eq!(
+            job["attempt"], 1,
+            "taken over at no attempt's cost: {job:#}"
+        );
+        let kinds = event_kinds(&job);
+        assert!(kinds.iter().any(|k| k == "taken_over"), "{job:#}");
+        assert_eq!(
+            kinds.iter().filter(|k| *k == "running").count(),
+            1,
+            "it ran once: {job:#}"
+        );
+    }
+    let job = b.wait_job(&slow_job, LONG).await;
+    assert_eq!(job["status"], "completed", "{job:#}");
+    stop_workers_using(shared.path());
+}
+
+/// Stops the worker processes a killed API left behind (they would stop when idle).
+fn stop_workers_using(data_dir: &std::path::Path) {
+    let needle = format!("HTSPREP_DATA_DIR={}", data_dir.display());
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        let is_worker = std::fs::read_link(entry.path().join("exe"))
+            .is_ok_and(|exe| exe.ends_with("htsprep-worker"));
+        if is_worker && environ.split(|b| *b == 0).any(|v| v == needle.as_bytes()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dead_replicas_queued_jobs_are_taken_over_on_sqlite() {
+    a_dead_replicas_queued_jobs_are_taken_over(&[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dead_replicas_queued_jobs_are_taken_over_on_mongodb() {
+    let mongo = htsprep_shared::mongo::testing::TestMongo::start().await;
+    let database = format!("takeover_{}", std::process::id());
+    a_dead_replicas_queued_jobs_are_taken_over(&[
+        ("MONGODB_URI", &mongo.uri),
+        ("MONGODB_DATABASE", &database),
+    ])
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_broken_file_fails_once_and_its_failure_stands_until_retried() {
+    let api = ApiProcess::start(&[]);
+    let source = url::Url::from_file_path(testdata().join("test.broadPeak")).unwrap();
+    let bad = format!(
+        "{{\"dcc\":\"e2e\",\"local_id\":\"bad-md5\",\"md5\":\"00000000000000000000000000000000\",\"size\":0,\"format\":\"BED\",\"access_url\":\"{source}\"}}\n"
+    );
+    api.register(&bad).await;
+    let mut failed_ids = BTreeSet::new();
+    for path in [
+        "/data/e2e/bad-md5?wait=30",
+        "/data/e2e/bad-md5?wait=30",
+        "/index/e2e/bad-md5?wait=30",
+        "/data/e2e/bad-md5",
+    ] {
+        let resp = api.http.get(api.url(path)).send().await.unwrap();
+        assert_eq!(resp.status(), 502, "{path}");
+        let body: Value = resp.json().await.unwrap();
+        assert!(
+            body["message"].as_str().unwrap().contains("md5 mismatch"),
+            "{body}"
+        );
+        failed_ids.insert(body["job_id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(failed_ids.len(), 1, "one job, one download: {failed_ids:?}");
+    assert_eq!(api.metric("htsprep_jobs_created_total").await, 1);
+    let first = failed_ids.pop_first().unwrap();
+
+    // An operator retries it over HTTP: a new job starts at once (and fails the same way).
+    let retry = |id: String| {
+        api.http
+            .post(api.url(&format!("/jobs/{id}/retry")))
+            .bearer_auth(ADMIN)
+            .send()
+    };
+    let unauthorized = api
+        .http
+        .post(api.url(&format!("/jobs/{first}/retry")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthorized.status(), 401);
+    let resp = retry(first.clone()).await.unwrap();
+    assert_eq!(resp.status(), 202);
+    let second = resp.json::<Value>().await.unwrap()["job_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(second, first);
+    let job = api.wait_job(&second, LONG).await;
+    assert_eq!(job["status"], "failed");
+    let old = api.get_json(&format!("/jobs/{first}")).await;
+    assert!(event_kinds(&old).iter().any(|k| k == "retry_requested"));
+    // Or with the command: the next request prepares it again.
+    let out = std::process::Command::new(bin("htsprep-api"))
+        .args(["jobs", "retry", &second])
+        .env("HTSPREP_DATA_DIR", api.data_dir())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let third = cold_get(&api, "/data/e2e/bad-md5").await;
+    assert!(third != first && third != second);
+    assert_eq!(api.metric("htsprep_jobs_created_total").await, 3);
+    // Only a failed job can be retried.
+    api.wait_job(&third, LONG).await;
+    let dir = tempfile::tempdir().unwrap();
+    api.register(&testdata_manifest("testdata", &dir.path().join("m.jsonl")))
+        .await;
+    let good = cold_get(&api, "/data/testdata/test.broadPeak").await;
+    assert_eq!(api.wait_job(&good, LONG).await["status"], "completed");
+    let resp = retry(good).await.unwrap();
+    assert_eq!(resp.status(), 409);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_operator_cancels_a_running_job_and_the_next_request_starts_again() {
+    let api = ApiProcess::start(&[("HTSPREP_HEARTBEAT_SECONDS", "1")]);
+    let body = std::fs::read(testdata().join("ctcf_trackline.bed")).unwrap();
+    let slow = SlowServer::start(body.clone(), 40, Duration::from_millis(250));
+    api.register(&http_row("slow", "BED", &slow.url("slow.bed"), &body))
+        .await;
+    let job_id = cold_get(&api, "/data/e2e/slow").await;
+    wait_running(&api, &job_id).await;
+    let cancel = |auth: bool| {
+        let req = api.http.post(api.url(&format!("/jobs/{job_id}/cancel")));
+        if auth { req.bearer_auth(ADMIN) } else { req }.send()
+    };
+    assert_eq!(cancel(false).await.unwrap().status(), 401);
+    let resp = cancel(true).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let job: Value = resp.json().await.unwrap();
+    assert_eq!(job["status"], "failed");
+    assert_eq!(job["error"]["message"], "cancelled by an operator");
+    assert_eq!(cancel(true).await.unwrap().status(), 409, "already ended");
+    // The worker notices at its next heartbeat, stops the job and removes its work directory
+    // long before the download could have finished; nothing is published.
+    let work = api.data_dir().join("work");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(8);
+    while std::fs::read_dir(&work).is_ok_and(|mut d| d.next().is_some()) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the job kept running"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let job = api.get_json(&format!("/jobs/{job_id}")).await;
+    assert_eq!(job["status"], "failed");
+    assert!(job["artifacts"].as_object().unwrap().is_empty(), "{job:#}");
+    // A cancel is no verdict on the file.
+    let next = cold_get(&api, "/data/e2e/slow").await;
+    assert_ne!(next, job_id);
+    assert_eq!(api.wait_job(&next, LONG).await["status"], "completed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn storms_for_files_that_finish_quickly_make_one_job_each_on_mongodb() {
+    let mongo = htsprep_shared::mongo::testing::TestMongo::start().await;
+    let database = format!("storm_{}", std::process::id());
+    let api = ApiProcess::start(&[("MONGODB_URI", &mongo.uri), ("MONGODB_DATABASE", &database)]);
+    let dir = tempfile::tempdir().unwrap();
+    api.register(&testdata_manifest("testdata", &dir.path().join("m.jsonl")))
+        .await;
+    for (round, id) in ["test.broadPeak", "ctcf_trackline.bed", "vega_x.gff3"]
+        .into_iter()
+        .enumerate()
+    {
+        let gets: Vec<_> = (0..200)
+            .map(|_| {
+                let (http, url) = (api.http.clone(), api.url(&format!("/data/testdata/{id}")));
+                tokio::spawn(async move { http.get(url).send().await.unwrap().status().as_u16() })
+            })
+            .collect();
+        let mut statuses = Vec::new();
+        for g in gets {
+            statuses.push(g.await.unwrap());
+        }
+        assert!(
+            statuses.iter().all(|s| *s == 202 || *s == 200),
+            "{id}: every answer is 202 (being prepared) or 200 (ready): {statuses:?}"
+        );
+        assert_eq!(
+            api.metric("htsprep_jobs_created_total").await,
+            round as u64 + 1,
+            "{id}: one job"
+        );
+        let resp = api
+            .http
+            .get(api.url(&format!("/data/testdata/{id}?wait=60")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{id}");
+    }
+}
