@@ -335,3 +335,34 @@ async fn storms_for_files_that_finish_quickly_make_one_job_each_on_mongodb() {
         assert_eq!(resp.status(), 200, "{id}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn progress_reaches_the_job_as_it_happens_not_at_the_next_heartbeat() {
+    // Heartbeats every 30 s; the download takes about 5 s.
+    let api = ApiProcess::start(&[
+        ("HTSPREP_HEARTBEAT_SECONDS", "30"),
+        ("HTSPREP_STALE_AFTER_SECONDS", "120"),
+    ]);
+    let body = std::fs::read(testdata().join("ctcf_trackline.bed")).unwrap();
+    let slow = SlowServer::start(body.clone(), 20, Duration::from_millis(250));
+    api.register(&http_row("slow", "BED", &slow.url("slow.bed"), &body))
+        .await;
+    let job_id = cold_get(&api, "/data/e2e/slow").await;
+    let mut seen = BTreeSet::new();
+    loop {
+        let job = api.get_json(&format!("/jobs/{job_id}")).await;
+        if job["status"] == "completed" {
+            break;
+        }
+        assert_ne!(job["status"], "failed", "{job:#}");
+        if let Some(stage) = job["progress"]["stage"].as_str() {
+            seen.insert(format!("{stage} {}", job["progress"]["fraction"]));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let fetch = seen.iter().filter(|s| s.starts_with("fetch")).count();
+    assert!(
+        fetch >= 3,
+        "the download's progress was seen moving, not only at heartbeats: {seen:?}"
+    );
+}

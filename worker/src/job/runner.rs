@@ -215,20 +215,38 @@ async fn finish_failed(
     }
 }
 
+/// Progress reaches the job record this soon after it changes (a stage starts, the download
+/// moves on), however long the heartbeat interval; changes in between are written together.
+const PROGRESS_DELAY: Duration = Duration::from_millis(500);
+
+/// Proves the job alive every `every`, and writes progress within [`PROGRESS_DELAY`] of a change.
 async fn heartbeat_loop(
     store: Arc<dyn JobStore>,
     fence: Fence,
-    progress: watch::Receiver<Option<Progress>>,
+    mut progress: watch::Receiver<Option<Progress>>,
     every: Duration,
     stop: CancellationToken,
     lease_lost: Arc<AtomicBool>,
 ) {
+    let mut next_beat = tokio::time::Instant::now() + every;
+    let mut watching = true;
     loop {
         tokio::select! {
-            () = tokio::time::sleep(every) => {}
+            () = tokio::time::sleep_until(next_beat) => {}
+            changed = progress.changed(), if watching => {
+                if changed.is_err() {
+                    watching = false; // the job is ending: beats only
+                    continue;
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(PROGRESS_DELAY.min(every)) => {}
+                    () = stop.cancelled() => return,
+                }
+            }
             () = stop.cancelled() => return,
         }
-        let p = progress.borrow().clone();
+        next_beat = tokio::time::Instant::now() + every;
+        let p = progress.borrow_and_update().clone();
         match store.heartbeat(&fence, p).await {
             Ok(_) => {}
             Err(JobStoreError::LeaseLost { .. } | JobStoreError::NotFound { .. }) => {
