@@ -74,8 +74,10 @@ pub trait ArtifactStore: Send + Sync + std::fmt::Debug {
         range: Option<GetRange>,
     ) -> Result<GetResult, ArtifactError>;
 
-    /// Publishes the local file at `src` under `key`. Atomic: readers see the old object (or
-    /// none) until the new one is complete. Returns the stored object's metadata.
+    /// Publishes the local file at `src` under `key`, only if nothing is published there:
+    /// create-only, so a late writer can never replace a published artifact
+    /// ([`ArtifactError::AlreadyExists`]). Atomic: readers see nothing until the object is
+    /// complete. Returns the stored object's metadata.
     async fn put_file(&self, key: &ArtifactKey, src: &Path) -> Result<ObjectMeta, ArtifactError>;
 
     /// Removes the object; removing a missing object succeeds.

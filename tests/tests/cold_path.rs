@@ -216,13 +216,13 @@ async fn two_hundred_concurrent_cold_gets_make_one_job() {
         "every answer names the same job"
     );
     assert_eq!(api.metric("htsprep_jobs_created_total").await, 1);
+    let job = api.wait_job(&first, Duration::from_secs(120)).await;
+    assert_eq!(job["status"], "completed", "{job:#}");
     assert_eq!(
         api.metric("htsprep_workers_started_total").await,
         1,
         "one provision"
     );
-    let job = api.wait_job(&first, Duration::from_secs(120)).await;
-    assert_eq!(job["status"], "completed", "{job:#}");
     assert_eq!(
         slow.requests.load(std::sync::atomic::Ordering::SeqCst),
         1,

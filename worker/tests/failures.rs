@@ -6,11 +6,12 @@ mod harness;
 #[path = "support/http.rs"]
 mod http;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::StatusCode;
 use harness::{Harness, md5_of, repo_testdata, sh};
-use htsprep_shared::domain::{EventKind, Format, JobStatus, Md5};
+use htsprep_shared::domain::{ArtifactKind, EventKind, Format, JobStatus, Md5};
 use htsprep_shared::jobstore::{Fence, JobStoreExt};
 use htsprep_worker::job::JobUpdate;
 use tokio_util::sync::CancellationToken;
@@ -301,4 +302,82 @@ async fn a_file_name_with_shell_syntax_is_only_data() {
         let found = sh("find", &[&root, &"-name", &"pwned*"]);
         assert!(found.trim().is_empty(), "created: {found}");
     }
+}
+
+#[tokio::test]
+async fn data_another_attempt_published_meanwhile_is_kept_and_indexed_by_the_next_attempt() {
+    let bed = repo_testdata("ctcf_trackline.bed");
+    let body = std::fs::read(&bed).unwrap();
+    let md5 = md5_of(&bed);
+    let url = http::serve_file(body, 20, Duration::from_millis(100)).await;
+    let h = Harness::new().await;
+    let spec = h.spec("raced", Format::Bed, &url, md5, 0).await;
+    // A late attempt of the same job publishes its own data (valid, but not byte for byte what
+    // this attempt builds) while this attempt downloads.
+    let theirs = h.dir.path().join("theirs.bed.gz");
+    let made = sh(
+        "bash",
+        &[
+            &"-c",
+            &format!(
+                "(echo '# published by another attempt'; grep -v '^track' {} | sort -k1,1 -k2,2n) | bgzip -c > {}",
+                bed.display(),
+                theirs.display()
+            ),
+        ],
+    );
+    assert!(made.is_empty(), "{made}");
+    let artifacts = Arc::clone(&h.artifacts);
+    let data_key = spec.artifacts[&ArtifactKind::Data].clone();
+    let src = theirs.clone();
+    let zombie = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        artifacts.put_file(&data_key, &src).await.unwrap()
+    });
+    let ran = h.run(spec.clone()).await;
+    zombie.await.unwrap();
+    let published = std::fs::read(h.artifact_path(&spec, ArtifactKind::Data)).unwrap();
+    assert_eq!(published, std::fs::read(&theirs).unwrap(), "never replaced");
+    assert_eq!(ran.job.status, JobStatus::Pending, "{:#?}", ran.job.events);
+    assert_eq!(ran.job.attempt, 2, "handed back for the next attempt");
+    assert!(ran.job.events.iter().any(|e| matches!(
+        &e.kind,
+        EventKind::Rescheduled { reason } if reason.contains("published the data artifact first")
+    )));
+    assert!(matches!(ran.updates.last(), Some(JobUpdate::Failed(f)) if f.retryable));
+    assert_eq!(h.leftover_work(), 0);
+    assert!(
+        !h.artifact_path(&spec, ArtifactKind::Index).exists(),
+        "no index for bytes this attempt did not build"
+    );
+
+    // The next attempt indexes the published data, and the pair reads back.
+    let mut next = spec.clone();
+    next.lease = ran.job.lease.clone();
+    next.attempt = ran.job.attempt;
+    let done = h.run(next.clone()).await;
+    assert_eq!(
+        done.job.status,
+        JobStatus::Completed,
+        "{:#?}",
+        done.job.events
+    );
+    let data = h.artifact_path(&next, ArtifactKind::Data);
+    assert_eq!(std::fs::read(&data).unwrap(), published, "still theirs");
+    let index = h.artifact_path(&next, ArtifactKind::Index);
+    let linked = h.dir.path().join("pair.bed.gz");
+    std::fs::copy(&data, &linked).unwrap();
+    std::fs::copy(&index, h.dir.path().join("pair.bed.gz.tbi")).unwrap();
+    let rows = sh("tabix", &[&linked, &"chr2L"]);
+    let expected = std::fs::read_to_string(&bed)
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("chr2L\t"))
+        .count();
+    assert!(expected > 0);
+    assert_eq!(
+        rows.lines().count(),
+        expected,
+        "the index matches the published data"
+    );
 }

@@ -16,8 +16,8 @@ macro_rules! artifact_store_conformance {
             ranges_past_the_end_are_not_satisfiable,
             empty_objects,
             large_objects_stream_exactly,
-            concurrent_puts_of_one_key_leave_one_whole_object,
-            overwrite_replaces_atomically,
+            concurrent_puts_of_one_key_have_one_winner,
+            a_published_object_is_never_replaced,
             missing_keys_are_not_found,
             traversal_keys_are_refused,
             delete_is_idempotent,
@@ -172,7 +172,7 @@ pub async fn large_objects_stream_exactly(store: Arc<dyn ArtifactStore>) {
     );
 }
 
-pub async fn concurrent_puts_of_one_key_leave_one_whole_object(store: Arc<dyn ArtifactStore>) {
+pub async fn concurrent_puts_of_one_key_have_one_winner(store: Arc<dyn ArtifactStore>) {
     let k = key("contended/obj");
     let bodies: Vec<Vec<u8>> = (0..8)
         .map(|i| pattern(256 * 1024 + i * 1000, i as u8 + 10))
@@ -186,7 +186,7 @@ pub async fn concurrent_puts_of_one_key_leave_one_whole_object(store: Arc<dyn Ar
             std::fs::write(&src, b).unwrap();
             let store = Arc::clone(&store);
             let k = k.clone();
-            tokio::spawn(async move { store.put_file(&k, &src).await.map(|m| m.size) })
+            tokio::spawn(async move { store.put_file(&k, &src).await.map(|_| i) })
         })
         .collect();
     let reader = {
@@ -206,29 +206,47 @@ pub async fn concurrent_puts_of_one_key_leave_one_whole_object(store: Arc<dyn Ar
             }
         })
     };
+    let mut winners = Vec::new();
     for t in tasks {
-        t.await.unwrap().unwrap();
+        match t.await.unwrap() {
+            Ok(i) => winners.push(i),
+            Err(ArtifactError::AlreadyExists { .. }) => {}
+            Err(e) => panic!("a losing put must say the key exists, not {e}"),
+        }
     }
     reader.await.unwrap();
-    let final_bytes = read(store.as_ref(), &k, None).await;
-    assert!(
-        bodies.contains(&final_bytes),
-        "the final object is one whole upload"
+    assert_eq!(winners.len(), 1, "exactly one put creates the object");
+    assert_eq!(
+        read(store.as_ref(), &k, None).await,
+        bodies[winners[0]],
+        "the object is the winner's, whole"
     );
 }
 
-pub async fn overwrite_replaces_atomically(store: Arc<dyn ArtifactStore>) {
-    let k = key("over");
+pub async fn a_published_object_is_never_replaced(store: Arc<dyn ArtifactStore>) {
+    let k = key("published");
     put_bytes(store.as_ref(), &k, b"first version").await;
     let before = store.head(&k).await.unwrap();
-    put_bytes(store.as_ref(), &k, b"second, longer version").await;
-    let after = store.head(&k).await.unwrap();
-    assert_eq!(after.size, 22);
-    assert_ne!(before.etag, after.etag, "the etag changes with the bytes");
-    assert_eq!(
-        read(store.as_ref(), &k, None).await,
-        b"second, longer version"
-    );
+    let dir = tempfile::tempdir().unwrap();
+    let late = dir.path().join("late");
+    std::fs::write(&late, b"a late attempt's different bytes").unwrap();
+    assert!(matches!(
+        store.put_file(&k, &late).await,
+        Err(ArtifactError::AlreadyExists { .. })
+    ));
+    // Large enough for a multipart upload where the backend uses one.
+    let late_big = dir.path().join("late-big");
+    std::fs::write(&late_big, pattern(6 * 1024 * 1024 + 17, 3)).unwrap();
+    assert!(matches!(
+        store.put_file(&k, &late_big).await,
+        Err(ArtifactError::AlreadyExists { .. })
+    ));
+    assert_eq!(store.head(&k).await.unwrap(), before);
+    assert_eq!(read(store.as_ref(), &k, None).await, b"first version");
+    // Removed (an operator's purge), it can be published anew.
+    store.delete(&k).await.unwrap();
+    put_bytes(store.as_ref(), &k, b"second version").await;
+    assert_eq!(read(store.as_ref(), &k, None).await, b"second version");
 }
 
 pub async fn missing_keys_are_not_found(store: Arc<dyn ArtifactStore>) {

@@ -4,6 +4,9 @@ use super::{KeyError, RangeError};
 pub enum ArtifactError {
     #[error("artifact {key} not found")]
     NotFound { key: String },
+    /// A put found the key published already: published artifacts are never replaced.
+    #[error("artifact {key} is published already and is never replaced")]
+    AlreadyExists { key: String },
     #[error(transparent)]
     InvalidKey(#[from] KeyError),
     #[error(transparent)]

@@ -265,7 +265,7 @@ impl ArtifactStore for LocalArtifactStore {
         let staged = self
             .staging
             .join(format!("{}.part", uuid::Uuid::new_v4().simple()));
-        let mut guard = StagingGuard(Some(staged.clone()));
+        let guard = StagingGuard(Some(staged.clone()));
         tokio::fs::copy(src, &staged).await.map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound && !src.exists() {
                 ArtifactError::Source {
@@ -295,10 +295,18 @@ impl ArtifactStore for LocalArtifactStore {
         tokio::fs::set_permissions(&staged, perms)
             .await
             .map_err(|e| io_err("protect", key, e))?;
-        tokio::fs::rename(&staged, &target)
-            .await
-            .map_err(|e| io_err("publish", key, e))?;
-        guard.0 = None;
+        // A link, not a rename: it fails if the target exists, so nothing published is replaced.
+        // The staged name is removed by the guard either way.
+        match tokio::fs::hard_link(&staged, &target).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(ArtifactError::AlreadyExists {
+                    key: key.to_string(),
+                });
+            }
+            Err(e) => return Err(io_err("publish", key, e)),
+        }
+        drop(guard);
         self.maps.forget(&target);
         self.head(key).await
     }

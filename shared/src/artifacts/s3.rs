@@ -1,18 +1,24 @@
-//! Artifacts in S3: ranged GetObject streamed to the caller, HeadObject for size and ETag, and
-//! multipart upload from a local file in fixed-size parts (memory stays bounded whatever the
-//! artifact's size). An object is visible only once its upload completes, so readers never see
-//! a half-written artifact. Keys live under an optional prefix.
+//! Artifacts in S3: one ranged GetObject per read, streamed to the caller (size and ETag from its
+//! response), and create-only uploads (`If-None-Match: *` on PutObject and on
+//! CompleteMultipartUpload) from a local file, in fixed-size parts past a threshold (memory stays
+//! bounded whatever the artifact's size). An object is visible only once its upload completes, so
+//! readers never see a half-written artifact, and a published one is never replaced. Keys live
+//! under an optional prefix.
 
+use std::ops::Range;
 use std::path::Path;
 
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::{ByteStream, Length};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 
-use super::{ArtifactError, ArtifactKey, ArtifactStore, GetRange, GetResult, ObjectMeta};
+use super::{
+    ArtifactError, ArtifactKey, ArtifactStore, GetRange, GetResult, ObjectMeta, RangeError,
+};
 
 /// S3's smallest part (except the last).
 pub const MIN_PART: u64 = 5 * 1024 * 1024;
@@ -67,6 +73,7 @@ impl S3ArtifactStore {
 
     async fn put_multipart(
         &self,
+        key: &ArtifactKey,
         object: &str,
         src: &Path,
         size: u64,
@@ -124,6 +131,7 @@ impl S3ArtifactStore {
                 .bucket(&self.bucket)
                 .key(object)
                 .upload_id(&upload_id)
+                .if_none_match("*")
                 .multipart_upload(
                     CompletedMultipartUpload::builder()
                         .set_parts(Some(parts))
@@ -131,7 +139,7 @@ impl S3ArtifactStore {
                 )
                 .send()
                 .await
-                .map_err(|e| unavailable("complete a multipart upload", describe(&e)))?;
+                .map_err(|e| put_error(key, "complete a multipart upload", &e))?;
             Ok(())
         }
         .await;
@@ -148,6 +156,29 @@ impl S3ArtifactStore {
         }
         result
     }
+}
+
+/// A conditional write refused because the key exists (`412 PreconditionFailed`) means the
+/// artifact is published already.
+fn put_error<E, R>(key: &ArtifactKey, what: &str, e: &SdkError<E, R>) -> ArtifactError
+where
+    E: std::error::Error + ProvideErrorMetadata + 'static,
+    R: std::fmt::Debug,
+{
+    if e.code() == Some("PreconditionFailed") {
+        return ArtifactError::AlreadyExists {
+            key: key.to_string(),
+        };
+    }
+    unavailable(what, aws_sdk_s3::error::DisplayErrorContext(e))
+}
+
+/// `Content-Range: bytes a-b/size` → (a..b+1, size).
+fn content_range(v: &str) -> Option<(Range<u64>, u64)> {
+    let (span, size) = v.strip_prefix("bytes ")?.split_once('/')?;
+    let (a, b) = span.split_once('-')?;
+    let (a, b, size) = (a.parse().ok()?, b.parse::<u64>().ok()?, size.parse().ok()?);
+    (a <= b).then_some((a..b + 1, size))
 }
 
 fn to_chrono(t: Option<&aws_sdk_s3::primitives::DateTime>) -> DateTime<Utc> {
@@ -187,39 +218,68 @@ impl ArtifactStore for S3ArtifactStore {
         key: &ArtifactKey,
         range: Option<GetRange>,
     ) -> Result<GetResult, ArtifactError> {
-        // The range is resolved against the size here, so a bad range is the same typed error
-        // on every backend (S3 would only say 416).
-        let (meta, resolved) = match &range {
-            Some(r) => {
-                let meta = self.head(key).await?;
-                let resolved = r.as_range(meta.size)?;
-                (Some(meta), Some(resolved))
+        // One GetObject, whatever the range: S3 resolves it, and the size and validator come
+        // from the response. A malformed range is refused before any request; an unsatisfiable
+        // one is the same typed error on every backend (its size from a HEAD, on that rare path).
+        if let Some(r) = &range {
+            match r.as_range(u64::MAX) {
+                Err(e @ RangeError::Invalid { .. }) => return Err(e.into()),
+                _ if *r == GetRange::Suffix(0) => {
+                    let size = self.head(key).await?.size;
+                    return Err(r.as_range(size).expect_err("empty suffix").into());
+                }
+                _ => {}
             }
-            None => (None, None),
-        };
+        }
         let mut req = self
             .client
             .get_object()
             .bucket(&self.bucket)
             .key(self.object(key));
-        if let Some(r) = &resolved {
-            req = req.range(format!("bytes={}-{}", r.start, r.end - 1));
+        if let Some(r) = &range {
+            req = req.range(r.to_string());
         }
-        let out = req.send().await.map_err(|e| match e.as_service_error() {
-            Some(se) if se.is_no_such_key() => ArtifactError::NotFound {
-                key: key.to_string(),
-            },
-            _ => unavailable("read object", describe(&e)),
-        })?;
-        let meta = match meta {
-            Some(m) => m,
-            None => ObjectMeta {
-                size: u64::try_from(out.content_length().unwrap_or_default()).unwrap_or_default(),
-                etag: etag(out.e_tag()),
-                last_modified: to_chrono(out.last_modified()),
-            },
+        let range_asked = range;
+        let out = match req.send().await {
+            Ok(out) => out,
+            Err(e) => {
+                return Err(match (e.code(), &range_asked) {
+                    (Some("NoSuchKey"), _) => ArtifactError::NotFound {
+                        key: key.to_string(),
+                    },
+                    (Some("InvalidRange"), Some(r)) => {
+                        let size = self.head(key).await?.size;
+                        match r.as_range(size) {
+                            Err(e) => e.into(),
+                            Ok(_) => unavailable("read object", describe(&e)),
+                        }
+                    }
+                    _ => unavailable("read object", describe(&e)),
+                });
+            }
         };
-        let range = resolved.unwrap_or(0..meta.size);
+        let length = u64::try_from(out.content_length().unwrap_or_default()).unwrap_or_default();
+        let (range, size) = match out.content_range().and_then(content_range) {
+            Some(found) => found,
+            // A whole object (no range asked, or S3 answered 200 with all of it).
+            None => (0..length, length),
+        };
+        // What S3 served must be what the range means for this size (an empty object is
+        // answered 200 where the range is not satisfiable).
+        if let Some(r) = &range_asked {
+            let want = r.as_range(size)?;
+            if want != range {
+                return Err(unavailable(
+                    "read object",
+                    format!("S3 answered {range:?} for {r} of {size} bytes"),
+                ));
+            }
+        }
+        let meta = ObjectMeta {
+            size,
+            etag: etag(out.e_tag()),
+            last_modified: to_chrono(out.last_modified()),
+        };
         let name = key.to_string();
         let stream = futures::stream::unfold(Some(out.body), move |body| {
             let name = name.clone();
@@ -250,7 +310,7 @@ impl ArtifactStore for S3ArtifactStore {
             .len();
         let object = self.object(key);
         if size > self.multipart_threshold {
-            self.put_multipart(&object, src, size).await?;
+            self.put_multipart(key, &object, src, size).await?;
         } else {
             let body = ByteStream::from_path(src)
                 .await
@@ -262,10 +322,11 @@ impl ArtifactStore for S3ArtifactStore {
                 .put_object()
                 .bucket(&self.bucket)
                 .key(&object)
+                .if_none_match("*")
                 .body(body)
                 .send()
                 .await
-                .map_err(|e| unavailable("upload object", describe(&e)))?;
+                .map_err(|e| put_error(key, "upload object", &e))?;
         }
         self.head(key).await
     }
@@ -299,6 +360,66 @@ mod tests {
     }
 
     crate::artifact_store_conformance!(make);
+
+    /// Records the HTTP method of every request the client sends.
+    #[derive(Clone, Debug, Default)]
+    struct Methods(Arc<std::sync::Mutex<Vec<String>>>);
+
+    impl aws_sdk_s3::config::Intercept for Methods {
+        fn name(&self) -> &'static str {
+            "Methods"
+        }
+
+        fn read_before_transmit(
+            &self,
+            ctx: &aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+            _components: &aws_sdk_s3::config::RuntimeComponents,
+            _cfg: &mut aws_sdk_s3::config::ConfigBag,
+        ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+            let method = ctx.request().method().to_owned();
+            self.0.lock().unwrap().push(method);
+            Ok(())
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_ranged_read_is_one_get_object() {
+        let aws = TestAws::start().await;
+        let methods = Methods::default();
+        let base = aws.s3_client();
+        let client = Client::from_conf(
+            base.config()
+                .to_builder()
+                .interceptor(methods.clone())
+                .build(),
+        );
+        let bucket = aws.fresh_bucket(&client).await;
+        let store = S3ArtifactStore::new(client, &bucket, "");
+        let k = ArtifactKey::parse("one/get").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let bytes: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(dir.path().join("src"), &bytes).unwrap();
+        store.put_file(&k, &dir.path().join("src")).await.unwrap();
+        methods.0.lock().unwrap().clear();
+        for (range, want) in [
+            (GetRange::Bounded(10..20), 10..20),
+            (GetRange::Offset(990), 990..1000),
+            (GetRange::Suffix(5), 995..1000),
+            (GetRange::Bounded(900..5000), 900..1000),
+        ] {
+            let got = store.get(&k, Some(range.clone())).await.unwrap();
+            assert_eq!(got.meta.size, 1000, "{range}");
+            assert!(!got.meta.etag.is_empty());
+            assert_eq!(got.range, want.clone(), "{range}");
+            let want_bytes = &bytes[want.start as usize..want.end as usize];
+            assert_eq!(got.bytes().await.unwrap(), want_bytes, "{range}");
+        }
+        assert_eq!(
+            *methods.0.lock().unwrap(),
+            ["GET", "GET", "GET", "GET"],
+            "no HEAD"
+        );
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn large_files_go_up_in_parts_under_the_prefix() {

@@ -323,8 +323,8 @@ async fn execute(
     if st.cancel.is_cancelled() {
         return Err(Ending::LeaseLost);
     }
-    if !data_published {
-        publish(
+    if !data_published
+        && !publish(
             ctx,
             fence,
             "publish-data",
@@ -332,8 +332,22 @@ async fn execute(
             data_key,
             &built.data,
         )
-        .await?;
+        .await?
+    {
+        // Another attempt published its data first: this attempt's index describes other
+        // bytes. The published data stays; the next attempt indexes it.
+        let mut f = JobFailure::new(
+            "another attempt published the data artifact first; the next attempt indexes it",
+        );
+        f.retryable = true;
+        return Err(Ending::Failed(f));
     }
+    // Publish the index only while the lease is still ours.
+    ctx.store
+        .heartbeat(fence, None)
+        .await
+        .map_err(store_ending)?;
+    // An index published meanwhile was built from the same published data: either will do.
     publish(
         ctx,
         fence,
@@ -354,6 +368,7 @@ fn pipeline_ending(e: PipelineError, st: &JobStages) -> Ending {
     }
 }
 
+/// Publishes one artifact (create-only) and records it; false if the key was published already.
 async fn publish(
     ctx: &JobContext,
     fence: &Fence,
@@ -361,16 +376,24 @@ async fn publish(
     kind: ArtifactKind,
     key: &ArtifactKey,
     path: &std::path::Path,
-) -> Result<(), Ending> {
-    ctx.artifacts
-        .put_file(key, path)
-        .await
-        .map_err(|e| storage_failure(&format!("publish the {} artifact", kind.name()), &e))?;
-    ctx.store
-        .record_stage(fence, stage, Some((kind, key.to_string())))
-        .await
-        .map_err(store_ending)?;
-    Ok(())
+) -> Result<bool, Ending> {
+    let created = match ctx.artifacts.put_file(key, path).await {
+        Ok(_) => true,
+        Err(ArtifactError::AlreadyExists { .. }) => false,
+        Err(e) => {
+            return Err(storage_failure(
+                &format!("publish the {} artifact", kind.name()),
+                &e,
+            ));
+        }
+    };
+    if created || kind == ArtifactKind::Index {
+        ctx.store
+            .record_stage(fence, stage, Some((kind, key.to_string())))
+            .await
+            .map_err(store_ending)?;
+    }
+    Ok(created)
 }
 
 async fn materialize(
