@@ -24,7 +24,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::coalesce::Coalesce;
 use crate::config::JobSettings;
-use crate::fleet::{Discovery, Provisioner};
+use crate::fleet::{Discovery, Inspect, Provisioner};
 
 pub use dial::DialPolicy;
 
@@ -60,6 +60,7 @@ pub struct Parts {
     pub artifacts: Arc<dyn ArtifactStore>,
     pub provisioner: Arc<dyn Provisioner>,
     pub discovery: Arc<dyn Discovery>,
+    pub inspect: Arc<dyn Inspect>,
     pub settings: JobSettings,
     pub worker_token: String,
     pub dial: DialPolicy,
@@ -71,6 +72,7 @@ struct Inner {
     artifacts: Arc<dyn ArtifactStore>,
     provisioner: Arc<dyn Provisioner>,
     discovery: Arc<dyn Discovery>,
+    inspect: Arc<dyn Inspect>,
     settings: JobSettings,
     worker_token: String,
     dial: DialPolicy,
@@ -117,6 +119,7 @@ impl Executor {
                 artifacts: parts.artifacts,
                 provisioner: parts.provisioner,
                 discovery: parts.discovery,
+                inspect: parts.inspect,
                 settings: parts.settings,
                 worker_token: parts.worker_token,
                 dial: parts.dial,
@@ -139,6 +142,11 @@ impl Executor {
     /// This replica's id, as job records name their driver.
     pub fn replica(&self) -> &str {
         &self.inner.replica
+    }
+
+    /// The fleet, asked directly about the workers running jobs.
+    pub fn inspect(&self) -> &dyn Inspect {
+        self.inner.inspect.as_ref()
     }
 
     pub fn stats(&self) -> ExecStats {

@@ -77,3 +77,24 @@ pub trait Discovery: Send + Sync + std::fmt::Debug {
     /// The healthy workers now, then every change. Late subscribers get the current set first.
     fn subscribe(&self) -> Subscription;
 }
+
+/// A worker that ran a job and is gone (exited, stopped, vanished, unhealthy).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Gone {
+    /// Its id (`resource_id` in job records: a task ARN, `pid-N`).
+    pub id: String,
+    /// What the fleet says happened (ECS `stoppedReason` and exit code, a process gone).
+    pub reason: String,
+    /// False when the loss was no fault of the job (a Fargate Spot interruption): its attempt
+    /// is run again without counting.
+    pub counts_attempt: bool,
+}
+
+/// The fleet asked directly about the workers running jobs, so a lost worker's job is taken
+/// back at once instead of after the stale threshold.
+#[async_trait]
+pub trait Inspect: Send + Sync + std::fmt::Debug {
+    /// Of these worker ids, the ones this fleet knows to be gone. Ids it cannot judge (another
+    /// fleet's) are left out. An error means it could not tell now.
+    async fn gone(&self, ids: &[String]) -> Result<Vec<Gone>, String>;
+}

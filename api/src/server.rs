@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::executor::{Executor, Parts};
 use crate::fleet::ecs::{EcsSettings, ecs_client};
 use crate::fleet::{
-    Discovery, EcsFleet, EcsFleetConfig, LocalFleet, LocalFleetConfig, Provisioner,
+    Discovery, EcsFleet, EcsFleetConfig, Inspect, LocalFleet, LocalFleetConfig, Provisioner,
 };
 use crate::http::{AppState, router};
 use crate::{reconciler, stores};
@@ -74,9 +74,7 @@ pub fn ecs_worker_env(config: &Config, ecs: &EcsSettings) -> Vec<(String, String
 
 /// The fleet the configuration selects: ECS tasks when `ECS_CLUSTER` is set, else worker
 /// processes on this host.
-pub async fn start_fleet(
-    config: &Config,
-) -> anyhow::Result<(Arc<dyn Provisioner>, Arc<dyn Discovery>)> {
+pub async fn start_fleet(config: &Config) -> anyhow::Result<Fleet> {
     if let Some(ecs) = &config.fleet.ecs {
         let fleet = EcsFleet::new(
             ecs_client(&config.storage.aws, ecs).await,
@@ -101,7 +99,7 @@ pub async fn start_fleet(
             require_healthy = ecs.require_healthy,
             "fleet: ECS Fargate tasks"
         );
-        return Ok((Arc::new(fleet.clone()), Arc::new(fleet)));
+        return Ok(Fleet::of(fleet));
     }
     if !config.fleet.worker_bin.exists() && config.fleet.worker_bin.components().count() > 1 {
         anyhow::bail!(
@@ -115,15 +113,28 @@ pub async fn start_fleet(
         max_workers = config.fleet.max_workers,
         "fleet: local worker processes"
     );
-    Ok((Arc::new(fleet.clone()), Arc::new(fleet)))
+    Ok(Fleet::of(fleet))
+}
+
+/// The fleet's three seams, from one fleet.
+pub struct Fleet {
+    pub provisioner: Arc<dyn Provisioner>,
+    pub discovery: Arc<dyn Discovery>,
+    pub inspect: Arc<dyn Inspect>,
+}
+
+impl Fleet {
+    pub fn of<F: Provisioner + Discovery + Inspect + Clone + 'static>(fleet: F) -> Self {
+        Self {
+            provisioner: Arc::new(fleet.clone()),
+            discovery: Arc::new(fleet.clone()),
+            inspect: Arc::new(fleet),
+        }
+    }
 }
 
 /// Builds the service's state from its configuration and a fleet.
-pub async fn build(
-    config: &Config,
-    provisioner: Arc<dyn Provisioner>,
-    discovery: Arc<dyn Discovery>,
-) -> anyhow::Result<AppState> {
+pub async fn build(config: &Config, fleet: Fleet) -> anyhow::Result<AppState> {
     let opened = stores::open(config).await?;
     let catalog: Arc<dyn htsprep_shared::catalog::Catalog> =
         Arc::new(CachedCatalog::new(opened.catalog, config.catalog_cache));
@@ -141,8 +152,9 @@ pub async fn build(
     let executor = Executor::new(Parts {
         store: Arc::clone(&store),
         artifacts: Arc::clone(&artifacts),
-        provisioner,
-        discovery,
+        provisioner: fleet.provisioner,
+        discovery: fleet.discovery,
+        inspect: fleet.inspect,
         settings: config.jobs.clone(),
         worker_token: config.fleet.token.clone(),
         dial: config.fleet.dial,
@@ -170,11 +182,12 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let (fleet, discovery) = start_fleet(&config).await?;
-    let state = match build(&config, Arc::clone(&fleet), discovery).await {
+    let fleet = start_fleet(&config).await?;
+    let provisioner = Arc::clone(&fleet.provisioner);
+    let state = match build(&config, fleet).await {
         Ok(state) => state,
         Err(e) => {
-            fleet.shutdown().await;
+            provisioner.shutdown().await;
             return Err(e);
         }
     };
@@ -206,7 +219,7 @@ pub async fn serve(
     stop.cancel();
     let _ = reconciler.await;
     executor.shutdown(config.jobs.shutdown_grace).await;
-    fleet.shutdown().await;
+    provisioner.shutdown().await;
     tracing::info!("htsprep-api stopped");
     Ok(())
 }

@@ -7,9 +7,11 @@ mod support;
 
 use std::time::Duration;
 
-use htsprep_api::fleet::{Discovery, ProvisionError, ProvisionRequest, Provisioner, WorkerEvent};
+use htsprep_api::fleet::{
+    Discovery, Inspect, ProvisionError, ProvisionRequest, Provisioner, WorkerEvent,
+};
 use htsprep_shared::domain::JobId;
-use support::fake_ecs::{FakeEcs, Reply};
+use support::fake_ecs::{CLUSTER, FakeEcs, Reply};
 
 fn request(key: &str) -> ProvisionRequest {
     ProvisionRequest {
@@ -305,4 +307,46 @@ async fn run_task_calls_are_paced_by_the_configured_rate() {
         span >= Duration::from_millis(750),
         "8 calls within {span:?}"
     );
+}
+
+#[tokio::test]
+async fn asked_about_running_jobs_tasks_ecs_names_the_lost_ones_and_why() {
+    let ecs = FakeEcs::start().await;
+    let fleet = ecs.fleet(4);
+    let running = ecs.add_task("RUNNING", Some("HEALTHY"));
+    let crashed = ecs.add_task("RUNNING", Some("HEALTHY"));
+    let spot = ecs.add_task("RUNNING", Some("HEALTHY"));
+    let stopping = ecs.add_task("RUNNING", Some("HEALTHY"));
+    ecs.set_stopped(&crashed, "Essential container in task exited", Some(137));
+    ecs.set_stopped(&spot, "Your Spot Task was interrupted.", None);
+    ecs.set_task(&stopping, "DEACTIVATING", Some("HEALTHY"));
+    let missing = format!("arn:aws:ecs:us-east-1:123456789012:task/{CLUSTER}/0123");
+    let ids = [
+        running.clone(),
+        crashed.clone(),
+        spot.clone(),
+        stopping.clone(),
+        missing.clone(),
+        "pid-42".to_owned(),
+    ];
+    let mut gone = fleet.gone(&ids).await.unwrap();
+    gone.sort_by(|a, b| a.id.cmp(&b.id));
+    let by_id = |id: &str| gone.iter().find(|g| g.id == id).cloned();
+    assert_eq!(gone.len(), 3, "{gone:#?}");
+    let c = by_id(&crashed).unwrap();
+    assert!(
+        c.reason.contains("Essential container in task exited")
+            && c.reason.contains("exit code 137"),
+        "{c:?}"
+    );
+    assert!(c.counts_attempt);
+    let s = by_id(&spot).unwrap();
+    assert!(
+        !s.counts_attempt,
+        "a Spot interruption costs no attempt: {s:?}"
+    );
+    let m = by_id(&missing).unwrap();
+    assert!(m.reason.contains("no longer knows"), "{m:?}");
+    assert!(by_id(&running).is_none() && by_id(&stopping).is_none());
+    assert_eq!(ecs.calls("DescribeTasks").len(), 1, "one batch");
 }

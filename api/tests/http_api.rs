@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use axum::Router;
@@ -13,10 +12,11 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use htsprep_api::config::Config;
 use htsprep_api::fleet::{
-    Discovery, ProvisionError, ProvisionRequest, Provisioner, Subscription, WorkerSet,
+    Discovery, Gone, Inspect, ProvisionError, ProvisionRequest, Provisioner, Subscription,
+    WorkerSet,
 };
 use htsprep_api::http::{AppState, router};
-use htsprep_api::server::build;
+use htsprep_api::server::{Fleet, build};
 use htsprep_shared::artifacts::ArtifactKey;
 use htsprep_shared::domain::{
     AccessUrl, ArtifactKind, FileRecord, Format, Ident, Md5, SidecarKind, cache_key,
@@ -26,7 +26,7 @@ use tower::ServiceExt;
 const ADMIN: &str = "admin-token-0123456789";
 
 /// A fleet that never has a worker: provisioning waits forever (a job stays pending).
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct IdleFleet(WorkerSet);
 
 #[async_trait]
@@ -43,6 +43,13 @@ impl Provisioner for IdleFleet {
 impl Discovery for IdleFleet {
     fn subscribe(&self) -> Subscription {
         self.0.subscribe()
+    }
+}
+
+#[async_trait]
+impl Inspect for IdleFleet {
+    async fn gone(&self, _ids: &[String]) -> Result<Vec<Gone>, String> {
+        Ok(Vec::new())
     }
 }
 
@@ -86,8 +93,9 @@ async fn api_with(extra: &[(&str, &str)]) -> Api {
         vars.insert((*k).to_owned(), (*v).to_owned());
     }
     let config = Config::from_vars(&vars).unwrap();
-    let fleet = Arc::new(IdleFleet::default());
-    let state = build(&config, fleet.clone(), fleet).await.unwrap();
+    let state = build(&config, Fleet::of(IdleFleet::default()))
+        .await
+        .unwrap();
     Api {
         router: router(state.clone()),
         state,
@@ -756,8 +764,9 @@ async fn admin_endpoints_are_off_without_a_token() {
     )]
     .into();
     let config = Config::from_vars(&vars).unwrap();
-    let fleet = Arc::new(IdleFleet::default());
-    let state = build(&config, fleet.clone(), fleet).await.unwrap();
+    let state = build(&config, Fleet::of(IdleFleet::default()))
+        .await
+        .unwrap();
     let resp = router(state)
         .oneshot(Request::post("/files").body(Body::from("{}")).unwrap())
         .await

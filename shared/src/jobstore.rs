@@ -27,7 +27,7 @@ pub use error::JobStoreError;
 pub use mongo::MongoJobStore;
 pub use ops::{Claim, ClaimOutcome, ClaimRequest, JobStoreExt, PublishedProbe, failure_stands};
 pub use policy::JobPolicy;
-pub use query::{JobPage, ListQuery, PageCursor};
+pub use query::{JobPage, ListQuery, MAX_PAGE, PageCursor};
 pub use sqlite::SqliteJobStore;
 
 /// What a writer must present to change a job: the job, and the lease and attempt it was given

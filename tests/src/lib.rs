@@ -76,6 +76,22 @@ pub fn http_row(local_id: &str, format: &str, url: &str, bytes: &[u8]) -> String
     )
 }
 
+/// Prints (for the record, with `--no-capture`) how long after `killed_at` the job was
+/// rescheduled.
+pub fn report_reclaim(job: &serde_json::Value, killed_at: chrono::DateTime<chrono::Utc>) {
+    let at = job["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|e| e["kind"] == "rescheduled")
+        .and_then(|e| e["at"].as_str())
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+    if let Some(at) = at {
+        let ms = (at.with_timezone(&chrono::Utc) - killed_at).num_milliseconds();
+        eprintln!("figure: the job was rescheduled {ms} ms after the kill");
+    }
+}
+
 pub mod api;
 pub mod ecs;
 pub mod gmod;

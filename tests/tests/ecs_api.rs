@@ -198,11 +198,13 @@ async fn a_task_killed_mid_stage_is_replaced_and_its_job_completes() {
         .await;
     let job_id = cold_get(&api, "/data/e2e/victim").await;
     let first = running_task(&api, &job_id).await;
+    let killed_at = chrono::Utc::now();
     assert!(world.standin.signal(&first, Signal::SIGKILL));
 
     let job = api.wait_job(&job_id, MINUTES).await;
     assert_eq!(job["status"], "completed", "{job:#}");
     assert_eq!(job["attempt"], 2, "{job:#}");
+    htsprep_tests::report_reclaim(&job, killed_at);
     let killed = world
         .wait_task(&first, MINUTES, "stopped", |t| t.last_status == "STOPPED")
         .await;
@@ -266,6 +268,47 @@ async fn a_hung_task_turns_unhealthy_is_stopped_by_the_api_and_its_job_completes
     let job = api.wait_job(&job_id, MINUTES).await;
     assert_eq!(job["status"], "completed", "{job:#}");
     assert_ne!(job["worker"]["resource_id"], first.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_task_lost_with_its_api_is_found_by_asking_ecs_and_its_job_completes() {
+    let world = EcsWorld::start().await;
+    // Staleness alone would take ten minutes.
+    let settings = [
+        ("HTSPREP_STALE_AFTER_SECONDS", "600"),
+        ("HTSPREP_RECONCILE_SECONDS", "1"),
+    ];
+    let mut a = world.start_api(&settings);
+    let b = world.start_api(&settings);
+    let body = std::fs::read(testdata().join("ctcf_trackline.bed")).unwrap();
+    let slow = SlowServer::start(body.clone(), 30, Duration::from_millis(100));
+    a.register(&http_row("lost", "BED", &slow.url("lost.bed"), &body))
+        .await;
+    let job_id = cold_get(&a, "/data/e2e/lost").await;
+    let first = running_task(&a, &job_id).await;
+    // The API driving the job and the task running it die together.
+    let killed_at = chrono::Utc::now();
+    a.child.kill().unwrap();
+    a.child.wait().unwrap();
+    assert!(world.standin.signal(&first, Signal::SIGKILL));
+
+    let job = b.wait_job(&job_id, MINUTES).await;
+    assert_eq!(job["status"], "completed", "{job:#}");
+    assert_eq!(job["attempt"], 2, "{job:#}");
+    let reason = job["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "rescheduled")
+        .and_then(|e| e["reason"].as_str())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        reason.contains("stopped: Essential container in task exited (exit code 137)"),
+        "the reason is ECS's: {reason}"
+    );
+    assert_ne!(job["worker"]["resource_id"], first.as_str());
+    htsprep_tests::report_reclaim(&job, killed_at);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -178,6 +178,55 @@ async fn a_dead_replicas_queued_jobs_are_taken_over_on_mongodb() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_worker_lost_with_its_api_is_found_by_asking_the_fleet_and_its_job_completes() {
+    let shared = tempfile::tempdir().unwrap();
+    let dir = shared.path().to_str().unwrap();
+    // Staleness alone would take ten minutes.
+    let env = [
+        ("HTSPREP_DATA_DIR", dir),
+        ("HTSPREP_STALE_AFTER_SECONDS", "600"),
+        ("HTSPREP_RECONCILE_SECONDS", "1"),
+    ];
+    let mut a = ApiProcess::start(&env);
+    let b = ApiProcess::start(&env);
+    let body = std::fs::read(testdata().join("ctcf_trackline.bed")).unwrap();
+    let slow = SlowServer::start(body.clone(), 40, Duration::from_millis(100));
+    a.register(&http_row("lost", "BED", &slow.url("lost.bed"), &body))
+        .await;
+    let job_id = cold_get(&a, "/data/e2e/lost").await;
+    wait_running(&a, &job_id).await;
+    let job = a.get_json(&format!("/jobs/{job_id}")).await;
+    let worker = job["worker"]["resource_id"].as_str().unwrap().to_owned();
+    let pid: i32 = worker.strip_prefix("pid-").unwrap().parse().unwrap();
+    // The API driving the job and the worker running it die together.
+    let killed_at = chrono::Utc::now();
+    a.child.kill().unwrap();
+    a.child.wait().unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let job = b.wait_job(&job_id, LONG).await;
+    assert_eq!(job["status"], "completed", "{job:#}");
+    assert_eq!(job["attempt"], 2, "{job:#}");
+    let reasons: Vec<&str> = job["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "rescheduled")
+        .filter_map(|e| e["reason"].as_str())
+        .collect();
+    assert_eq!(
+        reasons,
+        [format!("its worker process {worker} is gone").as_str()],
+        "{job:#}"
+    );
+    htsprep_tests::report_reclaim(&job, killed_at);
+    stop_workers_using(shared.path());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_broken_file_fails_once_and_its_failure_stands_until_retried() {
     let api = ApiProcess::start(&[]);
     let source = url::Url::from_file_path(testdata().join("test.broadPeak")).unwrap();

@@ -15,7 +15,8 @@ use tokio::process::Command;
 use tokio_util::task::TaskTracker;
 
 use super::{
-    Discovery, ProvisionError, ProvisionRequest, Provisioner, Subscription, WorkerInfo, WorkerSet,
+    Discovery, Gone, Inspect, ProvisionError, ProvisionRequest, Provisioner, Subscription,
+    WorkerInfo, WorkerSet,
 };
 use crate::coalesce::Coalesce;
 
@@ -239,5 +240,39 @@ impl Provisioner for LocalFleet {
 impl Discovery for LocalFleet {
     fn subscribe(&self) -> Subscription {
         self.inner.set.subscribe()
+    }
+}
+
+#[async_trait]
+impl Inspect for LocalFleet {
+    /// Worker processes (`pid-N`) that no longer run the worker binary on this host, whichever
+    /// API process started them (the local fleet is one host's).
+    async fn gone(&self, ids: &[String]) -> Result<Vec<Gone>, String> {
+        let binary = self
+            .inner
+            .config
+            .worker_bin
+            .file_name()
+            .map(|n| n.to_owned())
+            .unwrap_or_default();
+        Ok(ids
+            .iter()
+            .filter_map(|id| {
+                let pid = id.strip_prefix("pid-")?.parse::<u32>().ok()?;
+                let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
+                // A binary rebuilt under a running worker reads "name (deleted)".
+                let alive = exe.is_some_and(|e| {
+                    e.file_name().is_some_and(|n| {
+                        n.to_string_lossy().trim_end_matches(" (deleted)")
+                            == binary.to_string_lossy()
+                    })
+                });
+                (!alive).then(|| Gone {
+                    id: id.clone(),
+                    reason: format!("its worker process {id} is gone"),
+                    counts_attempt: true,
+                })
+            })
+            .collect())
     }
 }

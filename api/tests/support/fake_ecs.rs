@@ -69,6 +69,10 @@ impl FakeEcs {
         self.standin.set_task(arn, last_status, health);
     }
 
+    pub fn set_stopped(&self, arn: &str, reason: &str, exit_code: Option<i32>) {
+        self.standin.set_stopped(arn, reason, exit_code);
+    }
+
     pub fn task(&self, arn: &str) -> FakeTask {
         self.standin.task(arn)
     }

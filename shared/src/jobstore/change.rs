@@ -32,6 +32,9 @@ pub enum JobChange {
     Fail(JobFailure),
     /// Hands the job back for another attempt: attempt + 1, a new lease, pending again.
     Reschedule { reason: String },
+    /// Runs the same attempt again (a new lease, pending again): its worker was lost through no
+    /// fault of the job (a Fargate Spot interruption).
+    Requeue { reason: String },
     /// The driving replica renews its dispatch lease while the job waits for a worker, saying why
     /// it waits.
     Waiting { reason: String },
@@ -113,6 +116,10 @@ impl JobChange {
             }
             JobChange::Fail(failure) => fail(job, failure, now, &mut push),
             JobChange::Reschedule { reason } => reschedule(job, reason, now, &mut push),
+            JobChange::Requeue { reason } => {
+                reschedule(job, reason, now, &mut push);
+                job.attempt -= 1;
+            }
             JobChange::Waiting { reason } => job.waiting_for = Some(reason),
             JobChange::TakeOver { driver, reason, .. } => {
                 job.lease = Lease::new();

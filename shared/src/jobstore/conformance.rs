@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{
-    ClaimOutcome, ClaimRequest, Fence, JobPolicy, JobStore, JobStoreError, JobStoreExt, ListQuery,
-    PublishedProbe,
+    ClaimOutcome, ClaimRequest, Fence, JobChange, JobPolicy, JobStore, JobStoreError, JobStoreExt,
+    ListQuery, PublishedProbe,
 };
 use crate::clock::ManualClock;
 use crate::domain::{
@@ -40,6 +40,7 @@ macro_rules! jobstore_conformance {
             a_permanent_failure_stands_until_an_operator_retries,
             find_latest_names_the_newest_job,
             cancel_fails_an_active_job_and_voids_its_lease,
+            a_requeue_runs_the_same_attempt_again,
         );
     };
     (@cases $make:path; $($case:ident),+ $(,)?) => {
@@ -738,4 +739,32 @@ pub async fn cancel_fails_an_active_job_and_voids_its_lease(
         ClaimOutcome::Created,
         "the next request prepares the file again"
     );
+}
+
+pub async fn a_requeue_runs_the_same_attempt_again(
+    store: Arc<dyn JobStore>,
+    _clock: Arc<ManualClock>,
+) {
+    let job = store.claim(&request("a")).await.unwrap().job;
+    let fence = Fence::of(&job);
+    store.mark_running(&fence, worker()).await.unwrap();
+    let requeued = store
+        .update(
+            &fence,
+            JobChange::Requeue {
+                reason: "its task stopped: Your Spot Task was interrupted.".into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(requeued.status, JobStatus::Pending);
+    assert_eq!(requeued.attempt, 1, "no attempt counted");
+    assert_ne!(requeued.lease, job.lease);
+    assert!(requeued.worker.is_none() && requeued.queued_since.is_some());
+    assert!(
+        requeued.events.iter().any(
+            |e| matches!(&e.kind, EventKind::Rescheduled { reason } if reason.contains("Spot"))
+        )
+    );
+    assert_lease_lost(store.heartbeat(&fence, None).await);
 }

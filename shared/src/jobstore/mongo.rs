@@ -236,6 +236,13 @@ fn translate(
             })?);
             reschedule(&mut set, &mut inc);
         }
+        JobChange::Requeue { reason } => {
+            events.push(event(EventKind::Rescheduled {
+                reason: reason.clone(),
+            })?);
+            reschedule(&mut set, &mut inc);
+            inc.remove("attempt");
+        }
         JobChange::Waiting { reason } => {
             set.insert("waiting_for", reason.as_str());
         }

@@ -61,6 +61,28 @@ impl JobPolicy {
         }
     }
 
+    /// How to take back a running job whose worker the fleet says is gone: the same attempt
+    /// again when the loss does not count against the job, else the next attempt, or a failure
+    /// after the last.
+    pub fn lost(&self, job: &JobRecord, reason: &str, counts_attempt: bool) -> JobChange {
+        if !counts_attempt {
+            return JobChange::Requeue {
+                reason: reason.to_owned(),
+            };
+        }
+        if self.may_retry(job.attempt) {
+            return JobChange::Reschedule {
+                reason: reason.to_owned(),
+            };
+        }
+        let mut f = crate::domain::JobFailure::new(format!(
+            "gave up after {} attempt(s): {reason}",
+            job.attempt
+        ));
+        f.retryable = true;
+        JobChange::Fail(f)
+    }
+
     /// Whether a job that has had `attempt` attempts may have another.
     pub fn may_retry(&self, attempt: u32) -> bool {
         attempt < self.max_attempts
@@ -124,6 +146,18 @@ mod tests {
         assert!(matches!(
             p.reclaim(&job(JobStatus::Running, 3), now, None, "the reconciler"),
             JobChange::Abandon { retry: false, .. }
+        ));
+        assert!(matches!(
+            p.lost(&job(JobStatus::Running, 3), "task stopped", false),
+            JobChange::Requeue { .. }
+        ));
+        assert!(matches!(
+            p.lost(&job(JobStatus::Running, 2), "task stopped", true),
+            JobChange::Reschedule { .. }
+        ));
+        assert!(matches!(
+            p.lost(&job(JobStatus::Running, 3), "task stopped", true),
+            JobChange::Fail(f) if f.retryable && f.message.contains("gave up after 3")
         ));
         assert_eq!(p.backoff(2), Duration::from_secs(2));
         assert_eq!(p.backoff(3), Duration::from_secs(4));

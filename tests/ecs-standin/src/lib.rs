@@ -197,6 +197,17 @@ impl EcsStandIn {
         }
     }
 
+    /// Stops a task (no process runs it) as ECS would report it: `stoppedReason` and exit code.
+    pub fn set_stopped(&self, arn: &str, reason: &str, exit_code: Option<i32>) {
+        let mut s = self.lock();
+        let t = s.tasks.get_mut(arn).expect("known task");
+        t.last_status = "STOPPED".into();
+        t.desired_status = "STOPPED".into();
+        t.stopped_reason = Some(reason.into());
+        t.exit_code = exit_code;
+        t.stopped_at = Some(model::now_epoch());
+    }
+
     /// Reports this address for the task instead of its own (to test what dials it).
     pub fn set_task_ip(&self, arn: &str, ip: &str) {
         self.lock().tasks.get_mut(arn).expect("known task").ip = ip.into();

@@ -16,12 +16,13 @@ use tokio_util::task::TaskTracker;
 use super::backoff::Backoff;
 use super::classify::EcsFault;
 use super::launch::{client_token, run_task};
-use super::poll::{Health, TaskView, describe, list_running, stop};
+use super::poll::{Health, TaskView, describe, describe_with_missing, list_running, stop};
 use super::settings::EcsSettings;
 use crate::coalesce::Coalesce;
 use crate::fleet::rate::RateLimiter;
 use crate::fleet::{
-    Discovery, ProvisionError, ProvisionRequest, Provisioner, Subscription, WorkerInfo, WorkerSet,
+    Discovery, Gone, Inspect, ProvisionError, ProvisionRequest, Provisioner, Subscription,
+    WorkerInfo, WorkerSet,
 };
 
 /// A task launched but not yet listed (`ListTasks` is eventually consistent) counts against the
@@ -357,5 +358,58 @@ impl Provisioner for EcsFleet {
 impl Discovery for EcsFleet {
     fn subscribe(&self) -> Subscription {
         self.inner.set.subscribe()
+    }
+}
+
+/// Whether ECS stopped the task for a Fargate Spot interruption (no fault of the job).
+fn spot_interruption(reason: &str) -> bool {
+    reason.contains("Spot") && reason.contains("interrupted")
+}
+
+#[async_trait]
+impl Inspect for EcsFleet {
+    /// Tasks ECS reports STOPPED (with `stoppedReason` and the exit code) or no longer knows.
+    /// A task still stopping is not gone yet: its worker drains and hands its jobs back.
+    async fn gone(&self, ids: &[String]) -> Result<Vec<Gone>, String> {
+        let arns: Vec<String> = ids
+            .iter()
+            .filter(|id| id.starts_with("arn:") && id.contains(":task/"))
+            .cloned()
+            .collect();
+        if arns.is_empty() {
+            return Ok(Vec::new());
+        }
+        let inner = &self.inner;
+        let (views, missing) = describe_with_missing(
+            &inner.client,
+            &inner.config.settings,
+            &inner.describe_limiter,
+            &arns,
+        )
+        .await
+        .map_err(|e| e.message().to_owned())?;
+        let mut gone: Vec<Gone> = missing
+            .into_iter()
+            .map(|id| Gone {
+                id,
+                reason: "ECS no longer knows its task".into(),
+                counts_attempt: true,
+            })
+            .collect();
+        for v in views.into_iter().filter(|v| v.last_status == "STOPPED") {
+            let why = v
+                .stopped_reason
+                .clone()
+                .unwrap_or_else(|| "no reason given".into());
+            let code = v
+                .exit_code
+                .map_or_else(|| "no exit code".to_owned(), |c| format!("exit code {c}"));
+            gone.push(Gone {
+                counts_attempt: !spot_interruption(&why),
+                reason: format!("its task {} stopped: {why} ({code})", v.arn),
+                id: v.arn,
+            });
+        }
+        Ok(gone)
     }
 }

@@ -22,6 +22,10 @@ pub struct TaskView {
     pub private_ip: Option<String>,
     /// The job it was launched for (its `htsprep:job-id` tag).
     pub job_id: Option<String>,
+    pub desired_status: String,
+    /// Why it stopped (`stoppedReason`), and its container's exit code, once it has.
+    pub stopped_reason: Option<String>,
+    pub exit_code: Option<i32>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,6 +70,9 @@ impl TaskView {
             health,
             private_ip,
             job_id,
+            desired_status: t.desired_status().unwrap_or("UNKNOWN").to_owned(),
+            stopped_reason: t.stopped_reason().map(str::to_owned),
+            exit_code: t.containers().iter().find_map(|c| c.exit_code()),
         })
     }
 }
@@ -105,7 +112,20 @@ pub async fn describe(
     limiter: &RateLimiter,
     arns: &[String],
 ) -> Result<Vec<TaskView>, EcsFault> {
+    Ok(describe_with_missing(client, settings, limiter, arns)
+        .await?
+        .0)
+}
+
+/// Describes the tasks, 100 at a time; also returns the ARNs ECS answered `MISSING` for.
+pub async fn describe_with_missing(
+    client: &aws_sdk_ecs::Client,
+    settings: &EcsSettings,
+    limiter: &RateLimiter,
+    arns: &[String],
+) -> Result<(Vec<TaskView>, Vec<String>), EcsFault> {
     let mut views = Vec::with_capacity(arns.len());
+    let mut missing = Vec::new();
     for batch in arns.chunks(PAGE) {
         limiter.acquire().await;
         let out = client
@@ -117,8 +137,14 @@ pub async fn describe(
             .await
             .map_err(|e| classify("DescribeTasks", &e))?;
         views.extend(out.tasks().iter().filter_map(TaskView::from_task));
+        missing.extend(
+            out.failures()
+                .iter()
+                .filter(|f| f.reason() == Some("MISSING"))
+                .filter_map(|f| f.arn().map(str::to_owned)),
+        );
     }
-    Ok(views)
+    Ok((views, missing))
 }
 
 /// Asks ECS to stop a task.
