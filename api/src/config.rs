@@ -86,8 +86,9 @@ pub struct FleetSettings {
     pub idle_timeout: Duration,
     /// `HTSPREP_HEARTBEAT_SECONDS`: how often workers heartbeat their job (default 10).
     pub heartbeat: Duration,
-    /// `HTSPREP_WORKER_TOKEN`: the token workers require on gRPC (default: random per start).
-    pub token: String,
+    /// `HTSPREP_WORKER_TOKEN`: the token workers require on gRPC (default: a random one kept in
+    /// `{data dir}/worker-token`, so a restarted API can still talk to the workers it left).
+    pub token: Option<String>,
     /// `HTSPREP_LOOPBACK_ONLY`: dial only loopback worker addresses; a job offered to any other
     /// fails with the reason (tests and benches turn it on; default off).
     pub dial: DialPolicy,
@@ -217,7 +218,7 @@ impl Config {
             jobs_per_worker: env.count("HTSPREP_WORKER_JOBS", 2),
             idle_timeout: env.seconds("HTSPREP_WORKER_IDLE_SECONDS", secs(120)),
             heartbeat: env.seconds("HTSPREP_HEARTBEAT_SECONDS", secs(10)),
-            token: explicit_token.unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string()),
+            token: explicit_token,
             dial: if env.flag("HTSPREP_LOOPBACK_ONLY", false) {
                 DialPolicy::LoopbackOnly
             } else {

@@ -29,8 +29,46 @@ fn absolute(p: &std::path::Path) -> std::path::PathBuf {
     }
 }
 
+/// The token workers require: `HTSPREP_WORKER_TOKEN`, or one generated once and kept (owner
+/// read/write only) in the data directory, shared by the API processes and workers using it.
+pub fn worker_token(config: &Config) -> anyhow::Result<String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(t) = &config.fleet.token {
+        return Ok(t.clone());
+    }
+    let dir = &config.storage.data_dir;
+    let path = dir.join("worker-token");
+    std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    let fresh = uuid::Uuid::new_v4().simple().to_string();
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+    {
+        Ok(mut f) => {
+            f.write_all(fresh.as_bytes())
+                .with_context(|| format!("write {}", path.display()))?;
+            Ok(fresh)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let kept = std::fs::read_to_string(&path)
+                .with_context(|| format!("read {}", path.display()))?;
+            let kept = kept.trim();
+            anyhow::ensure!(
+                kept.len() >= 16,
+                "{} holds no worker token; remove it to have a new one made",
+                path.display()
+            );
+            Ok(kept.to_owned())
+        }
+        Err(e) => Err(e).with_context(|| format!("create {}", path.display())),
+    }
+}
+
 /// The local fleet the configuration describes.
-pub fn local_fleet(config: &Config) -> LocalFleet {
+pub fn local_fleet(config: &Config, token: String) -> LocalFleet {
     LocalFleet::new(LocalFleetConfig {
         worker_bin: config.fleet.worker_bin.clone(),
         data_dir: absolute(&config.storage.data_dir),
@@ -39,7 +77,7 @@ pub fn local_fleet(config: &Config) -> LocalFleet {
         idle_timeout: config.fleet.idle_timeout,
         heartbeat: config.fleet.heartbeat,
         drain_grace: config.jobs.shutdown_grace,
-        token: config.fleet.token.clone(),
+        token,
         start_timeout: std::time::Duration::from_secs(15),
     })
 }
@@ -107,7 +145,8 @@ pub async fn start_fleet(config: &Config) -> anyhow::Result<Fleet> {
             config.fleet.worker_bin.display()
         );
     }
-    let fleet = local_fleet(config);
+    let fleet = local_fleet(config, worker_token(config)?);
+    fleet.adopt_orphans().await;
     tracing::info!(
         worker_bin = %config.fleet.worker_bin.display(),
         max_workers = config.fleet.max_workers,
@@ -156,7 +195,7 @@ pub async fn build(config: &Config, fleet: Fleet) -> anyhow::Result<AppState> {
         discovery: fleet.discovery,
         inspect: fleet.inspect,
         settings: config.jobs.clone(),
-        worker_token: config.fleet.token.clone(),
+        worker_token: worker_token(config)?,
         dial: config.fleet.dial,
     });
     let state = AppState {

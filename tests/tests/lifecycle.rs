@@ -226,6 +226,63 @@ async fn a_worker_lost_with_its_api_is_found_by_asking_the_fleet_and_its_job_com
     stop_workers_using(shared.path());
 }
 
+/// Worker processes on this host whose data directory is `data_dir`.
+fn workers_using(data_dir: &std::path::Path) -> usize {
+    let needle = format!("HTSPREP_DATA_DIR={}", data_dir.display());
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            std::fs::read_link(e.path().join("exe")).is_ok_and(|x| x.ends_with("htsprep-worker"))
+                && std::fs::read(e.path().join("environ"))
+                    .is_ok_and(|env| env.split(|b| *b == 0).any(|v| v == needle.as_bytes()))
+        })
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_restarted_api_adopts_the_workers_it_left_and_the_maximum_holds() {
+    let shared = tempfile::tempdir().unwrap();
+    let dir = shared.path().to_str().unwrap();
+    let env = [("HTSPREP_DATA_DIR", dir), ("HTSPREP_MAX_WORKERS", "1")];
+    let mut a = ApiProcess::start(&env);
+    let manifest = tempfile::tempdir().unwrap();
+    a.register(&testdata_manifest(
+        "testdata",
+        &manifest.path().join("m.jsonl"),
+    ))
+    .await;
+    let first = cold_get(&a, "/data/testdata/test.broadPeak").await;
+    let job = a.wait_job(&first, LONG).await;
+    assert_eq!(job["status"], "completed");
+    let worker = job["worker"]["resource_id"].as_str().unwrap().to_owned();
+    a.child.kill().unwrap(); // SIGKILL: its worker runs on
+    a.child.wait().unwrap();
+    assert_eq!(workers_using(shared.path()), 1);
+
+    let b = ApiProcess::start(&env);
+    let second = cold_get(&b, "/data/testdata/ctcf_trackline.bed").await;
+    let job = b.wait_job(&second, LONG).await;
+    assert_eq!(job["status"], "completed", "{job:#}");
+    assert_eq!(
+        job["worker"]["resource_id"],
+        worker.as_str(),
+        "the adopted worker ran it"
+    );
+    assert_eq!(b.metric("htsprep_workers_started_total").await, 0);
+    assert_eq!(b.metric("htsprep_workers_available").await, 1);
+    assert_eq!(workers_using(shared.path()), 1, "the maximum holds");
+    drop(b); // stops its workers, the adopted one included
+    let deadline = tokio::time::Instant::now() + LONG;
+    while workers_using(shared.path()) > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the adopted worker was not stopped"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_broken_file_fails_once_and_its_failure_stands_until_retried() {
     let api = ApiProcess::start(&[]);

@@ -1,6 +1,8 @@
 //! The local fleet: `htsprep-worker` processes on this host, on loopback ports of their own, up
 //! to a maximum. A worker is reported only after its health check passes, and dropped when its
-//! process exits (idle workers stop themselves).
+//! process exits (idle workers stop themselves). Every worker is registered in
+//! `{data dir}/workers/`, so an API restarted after a crash adopts the workers it left (they run
+//! on, count against the maximum, and take jobs) instead of starting more beside them.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -77,6 +79,7 @@ impl LocalFleet {
 
     async fn ensure_capacity(self) -> Result<(), ProvisionError> {
         let _guard = self.inner.spawn_lock.lock().await;
+        self.adopt_orphans().await;
         let cfg = &self.inner.config;
         if self.live() >= cfg.max_workers {
             return Ok(());
@@ -149,6 +152,12 @@ impl LocalFleet {
             return Err(fail(format!("worker {id} never became healthy: {e}")));
         }
         self.inner.started.fetch_add(1, Ordering::SeqCst);
+        let entry = Registered {
+            pid,
+            grpc: grpc.clone(),
+            health,
+        };
+        self.register(&id, &entry);
         self.inner
             .children
             .lock()
@@ -164,12 +173,142 @@ impl LocalFleet {
         let inner = Arc::clone(&self.inner);
         self.inner.tracker.spawn(async move {
             let status = child.wait().await;
-            inner.set.drop_worker(&id);
-            inner.children.lock().expect("children lock").remove(&id);
+            inner.forget(&id);
             tracing::info!(worker = %id, ?status, "local worker exited");
         });
         Ok(())
     }
+
+    fn registry(&self) -> PathBuf {
+        self.inner.config.data_dir.join("workers")
+    }
+
+    fn register(&self, id: &str, entry: &Registered) {
+        let dir = self.registry();
+        let written = std::fs::create_dir_all(&dir).and_then(|()| {
+            std::fs::write(
+                dir.join(format!("{id}.json")),
+                serde_json::to_vec(entry).unwrap_or_default(),
+            )
+        });
+        if let Err(e) = written {
+            tracing::warn!(worker = %id, error = %e, "could not register the worker; a restarted API will not adopt it");
+        }
+    }
+
+    /// Adopts the registered workers whose API is gone: alive, running the worker binary, not a
+    /// child of a live `htsprep-api`, and healthy. Registrations of dead workers are removed.
+    pub async fn adopt_orphans(&self) {
+        let Ok(entries) = std::fs::read_dir(self.registry()) else {
+            return;
+        };
+        for path in entries.flatten().map(|e| e.path()) {
+            let Some(id) = path.file_stem().and_then(|s| s.to_str()).map(str::to_owned) else {
+                continue;
+            };
+            if self
+                .inner
+                .children
+                .lock()
+                .expect("children lock")
+                .contains_key(&id)
+            {
+                continue;
+            }
+            let entry: Option<Registered> = std::fs::read(&path)
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok());
+            let Some(entry) = entry.filter(|e| id == format!("pid-{}", e.pid)) else {
+                let _ = std::fs::remove_file(&path);
+                continue;
+            };
+            if !runs_binary(entry.pid, &self.inner.config.worker_bin) {
+                let _ = std::fs::remove_file(&path);
+                continue;
+            }
+            if parent_is_live_api(entry.pid) {
+                continue; // another API process's worker
+            }
+            if wait_healthy(&entry.health, Duration::from_secs(2))
+                .await
+                .is_err()
+            {
+                continue; // draining or stuck: it stops by itself, or the stale threshold acts
+            }
+            self.inner
+                .children
+                .lock()
+                .expect("children lock")
+                .insert(id.clone(), entry.pid);
+            self.inner.set.add(WorkerInfo {
+                id: id.clone(),
+                provider: "local".into(),
+                address: entry.grpc.clone(),
+                started_for: None,
+            });
+            tracing::info!(worker = %id, grpc = %entry.grpc, "adopted a worker a previous API process left");
+            let inner = Arc::clone(&self.inner);
+            let bin = self.inner.config.worker_bin.clone();
+            let pid = entry.pid;
+            self.inner.tracker.spawn(async move {
+                // Not our child: watch for its exit.
+                while runs_binary(pid, &bin) {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                inner.forget(&id);
+                tracing::info!(worker = %id, "adopted local worker exited");
+            });
+        }
+    }
+}
+
+/// What a worker's registration says of it.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Registered {
+    pid: u32,
+    grpc: String,
+    health: String,
+}
+
+impl Inner {
+    /// A worker that exited: out of the set, the children and the registry.
+    fn forget(&self, id: &str) {
+        self.set.drop_worker(id);
+        self.children.lock().expect("children lock").remove(id);
+        let _ = std::fs::remove_file(
+            self.config
+                .data_dir
+                .join("workers")
+                .join(format!("{id}.json")),
+        );
+    }
+}
+
+/// Whether process `pid` runs `binary` (a binary rebuilt under it reads "name (deleted)").
+fn runs_binary(pid: u32, binary: &std::path::Path) -> bool {
+    let Some(name) = binary.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        return false;
+    };
+    std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| {
+        exe.file_name()
+            .is_some_and(|n| n.to_string_lossy().trim_end_matches(" (deleted)") == name)
+    })
+}
+
+/// Whether `pid`'s parent is a running `htsprep-api` (whose fleet owns it).
+fn parent_is_live_api(pid: u32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // pid (comm) state ppid ...: comm may hold spaces, so read after its closing parenthesis.
+    let ppid = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+        .and_then(|p| p.parse::<u32>().ok());
+    ppid.is_some_and(|ppid| {
+        std::fs::read_link(format!("/proc/{ppid}/exe")).is_ok_and(|exe| {
+            exe.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("htsprep-api"))
+        })
+    })
 }
 
 async fn wait_healthy(health: &str, within: Duration) -> Result<(), String> {
