@@ -6,6 +6,7 @@
 mod dial;
 mod dispatch;
 mod drive;
+mod queue;
 mod request;
 
 use std::collections::HashSet;
@@ -79,6 +80,7 @@ struct Inner {
     /// This API replica, as job records name their driver.
     replica: String,
     driving: Mutex<HashSet<JobId>>,
+    queue: queue::Queue,
     claims: Coalesce<Result<Ensured, ExecError>>,
     tracker: TaskTracker,
     /// Cancelled when new cold requests must be refused.
@@ -125,6 +127,7 @@ impl Executor {
                 dial: parts.dial,
                 replica,
                 driving: Mutex::new(HashSet::new()),
+                queue: queue::Queue::default(),
                 claims: Coalesce::default(),
                 tracker: TaskTracker::new(),
                 draining: CancellationToken::new(),

@@ -79,14 +79,31 @@ async fn jobs_queued_behind_a_busy_fleet_complete_on_their_first_attempt() {
     assert!(job["queued_since"].is_string(), "{job:#}");
     let deadline = tokio::time::Instant::now() + LONG;
     loop {
+        // The oldest waits for the busy worker.
         let job = api.get_json(&format!("/jobs/{}", queued[0])).await;
-        if let Some(why) = job["waiting_for"].as_str() {
-            assert!(why.contains("worker"), "{why}");
+        if job["waiting_for"]
+            .as_str()
+            .is_some_and(|why| why.contains("worker"))
+        {
             break;
         }
         assert!(tokio::time::Instant::now() < deadline, "{job:#}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // The youngest says how many wait ahead of it.
+    let deadline = tokio::time::Instant::now() + LONG;
+    loop {
+        let job = api.get_json(&format!("/jobs/{}", queued[2])).await;
+        if job["waiting_for"]
+            .as_str()
+            .is_some_and(|w| w.contains("2 older job(s) ahead"))
+        {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{job:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut started = Vec::new();
     for job_id in queued.iter().chain([&slow_job]) {
         let job = api.wait_job(job_id, LONG).await;
         assert_eq!(job["status"], "completed", "{job:#}");
@@ -96,7 +113,12 @@ async fn jobs_queued_behind_a_busy_fleet_complete_on_their_first_attempt() {
             "{job:#}"
         );
         assert!(job["queued_since"].is_null() && job["waiting_for"].is_null());
+        started.push(job["started_at"].as_str().unwrap().to_owned());
     }
+    assert!(
+        started[0] < started[1] && started[1] < started[2],
+        "the queued jobs ran oldest first: {started:?}"
+    );
 }
 
 async fn a_dead_replicas_queued_jobs_are_taken_over(extra: &[(&str, &str)]) {

@@ -21,11 +21,13 @@ pub(crate) enum Dispatch {
     Rejected(String),
 }
 
+/// Offers the job to `worker` and, once it accepts (`accepted` is called then), follows it.
 pub(crate) async fn dispatch(
     worker: &WorkerInfo,
     dial: DialPolicy,
     token: &str,
     req: pb::RunJobRequest,
+    accepted: &mut (dyn FnMut() + Send),
 ) -> Dispatch {
     if let Err(refused) = dial.check(&worker.address) {
         tracing::error!(worker = %worker.id, address = %worker.address, "{refused}");
@@ -56,7 +58,10 @@ pub(crate) async fn dispatch(
         Err(_) => return Dispatch::Rejected("the worker token is not a valid header value".into()),
     }
     let mut stream = match WorkerClient::new(channel).run_job(request).await {
-        Ok(r) => r.into_inner(),
+        Ok(r) => {
+            accepted();
+            r.into_inner()
+        }
         Err(s)
             if matches!(
                 s.code(),
@@ -124,7 +129,15 @@ mod tests {
         let port = listener.local_addr().unwrap().port();
         let mapped = format!("[::ffff:127.0.0.1]:{port}");
         let req = pb::RunJobRequest::default();
-        match dispatch(&worker(mapped.clone()), DialPolicy::LoopbackOnly, "t", req).await {
+        match dispatch(
+            &worker(mapped.clone()),
+            DialPolicy::LoopbackOnly,
+            "t",
+            req,
+            &mut || {},
+        )
+        .await
+        {
             Dispatch::Rejected(m) => assert!(m.contains("HTSPREP_LOOPBACK_ONLY"), "{m}"),
             _ => panic!("the policy let {mapped} through"),
         }

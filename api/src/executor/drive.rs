@@ -156,6 +156,12 @@ async fn run_attempt(exec: &Executor, file: &FileRecord, job: &JobRecord) -> Att
     };
     let mut subscription = inner.discovery.subscribe();
     let request = run_job_request(file, job, &inner.settings);
+    // This job's place in the queue, given up once a worker accepts it.
+    let mut place = Some(inner.queue.join(
+        job.queued_since.unwrap_or(job.submitted_at),
+        job.job_id.clone(),
+        not_before,
+    ));
     let mut reason = String::from("waiting for a worker");
     let mut renewed: Option<(Instant, String)> = None;
     loop {
@@ -180,9 +186,26 @@ async fn run_attempt(exec: &Executor, file: &FileRecord, job: &JobRecord) -> Att
                     pause = retry_after.clamp(pause, Duration::from_secs(5));
                 }
             }
-            for worker in offer_order(subscription.current(), &job.job_id) {
+            // Workers shared by many jobs go to the oldest job first; the one started for this
+            // job is always offered it.
+            let ahead = place.as_ref().map_or(0, |p| p.ahead());
+            if ahead > 0 {
+                reason = format!("{ahead} older job(s) ahead in the queue");
+            }
+            let workers = offer_order(subscription.current(), &job.job_id)
+                .into_iter()
+                .filter(|w| ahead == 0 || w.started_for.as_deref() == Some(job.job_id.as_str()));
+            for worker in workers {
                 inner.dispatches.fetch_add(1, Ordering::Relaxed);
-                match dispatch(&worker, inner.dial, &inner.worker_token, request.clone()).await {
+                let mut accepted = || drop(place.take());
+                let offered = dispatch(
+                    &worker,
+                    inner.dial,
+                    &inner.worker_token,
+                    request.clone(),
+                    &mut accepted,
+                );
+                match offered.await {
                     Dispatch::Followed => return Attempt::Followed,
                     Dispatch::Broken(r) => return Attempt::Retry(r),
                     Dispatch::Rejected(r) => return Attempt::Fatal(r),
@@ -216,6 +239,7 @@ async fn run_attempt(exec: &Executor, file: &FileRecord, job: &JobRecord) -> Att
         let pause = pause.min(renew_every).min(deadline - Instant::now());
         tokio::select! {
             _ = subscription.next() => {}
+            () = inner.queue.changed() => {}
             () = tokio::time::sleep(pause) => {}
             () = inner.shutdown.cancelled() => return Attempt::Left,
         }
