@@ -8,6 +8,7 @@ mod dispatch;
 mod drive;
 mod queue;
 mod request;
+mod watch;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -81,6 +82,7 @@ struct Inner {
     replica: String,
     driving: Mutex<HashSet<JobId>>,
     queue: queue::Queue,
+    watches: watch::Watches,
     claims: Coalesce<Result<Ensured, ExecError>>,
     tracker: TaskTracker,
     /// Cancelled when new cold requests must be refused.
@@ -128,6 +130,7 @@ impl Executor {
                 replica,
                 driving: Mutex::new(HashSet::new()),
                 queue: queue::Queue::default(),
+                watches: watch::Watches::default(),
                 claims: Coalesce::default(),
                 tracker: TaskTracker::new(),
                 draining: CancellationToken::new(),
@@ -247,9 +250,27 @@ impl Executor {
         let this = self.clone();
         self.inner.tracker.spawn(async move {
             let id = job.job_id.clone();
-            drive::drive(&this, file, job).await;
+            {
+                let _watched = this.inner.watches.open(&id);
+                drive::drive(&this, file, job).await;
+            }
             this.inner.driving.lock().expect("driving lock").remove(&id);
         });
+    }
+
+    /// Waits until the job may have changed, at most until `until`: at once on a change when
+    /// this replica drives it, else after a short poll interval (another replica drives it).
+    pub async fn changed(&self, job_id: &JobId, until: tokio::time::Instant) {
+        const POLL: Duration = Duration::from_millis(500);
+        match self.inner.watches.subscribe(job_id) {
+            Some(mut rx) => {
+                tokio::select! {
+                    _ = rx.changed() => {}
+                    () = tokio::time::sleep_until(until) => {}
+                }
+            }
+            None => tokio::time::sleep_until(until.min(tokio::time::Instant::now() + POLL)).await,
+        }
     }
 
     /// Stops taking work; in-flight dispatches get `grace` to finish, then are abandoned (their

@@ -21,13 +21,15 @@ pub(crate) enum Dispatch {
     Rejected(String),
 }
 
-/// Offers the job to `worker` and, once it accepts (`accepted` is called then), follows it.
+/// Offers the job to `worker` and, once it accepts (`accepted` is called then), follows it;
+/// `updated` is called for every update the worker sends.
 pub(crate) async fn dispatch(
     worker: &WorkerInfo,
     dial: DialPolicy,
     token: &str,
     req: pb::RunJobRequest,
     accepted: &mut (dyn FnMut() + Send),
+    updated: &(dyn Fn() + Send + Sync),
 ) -> Dispatch {
     if let Err(refused) = dial.check(&worker.address) {
         tracing::error!(worker = %worker.id, address = %worker.address, "{refused}");
@@ -81,6 +83,7 @@ pub(crate) async fn dispatch(
     loop {
         match stream.message().await {
             Ok(Some(update)) => {
+                updated();
                 if matches!(
                     update.update,
                     Some(pb::job_update::Update::Completed(_) | pb::job_update::Update::Failed(_))
@@ -135,6 +138,7 @@ mod tests {
             "t",
             req,
             &mut || {},
+            &|| {},
         )
         .await
         {

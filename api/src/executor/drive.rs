@@ -89,7 +89,10 @@ pub(super) async fn drive(exec: &Executor, file: FileRecord, mut job: JobRecord)
         }
         tracing::warn!(job_id = %job.job_id, attempt = current.attempt, %reason, "retrying the job");
         match inner.store.reschedule(&fence, &reason).await {
-            Ok(next) => job = next,
+            Ok(next) => {
+                inner.watches.bump(&job.job_id);
+                job = next;
+            }
             Err(e) => {
                 tracing::warn!(job_id = %job.job_id, error = %e, "could not reschedule; another replica will take it over");
                 return;
@@ -110,6 +113,7 @@ async fn end(exec: &Executor, fence: &Fence, failure: JobFailure) {
     if let Err(e) = exec.inner.store.fail(fence, failure).await {
         tracing::warn!(job_id = %fence.job_id, error = %e, "could not fail the job");
     }
+    exec.inner.watches.bump(&fence.job_id);
 }
 
 async fn give_up(exec: &Executor, fence: &Fence, job: &JobRecord, reason: &str) {
@@ -198,12 +202,14 @@ async fn run_attempt(exec: &Executor, file: &FileRecord, job: &JobRecord) -> Att
             for worker in workers {
                 inner.dispatches.fetch_add(1, Ordering::Relaxed);
                 let mut accepted = || drop(place.take());
+                let updated = || inner.watches.bump(&job.job_id);
                 let offered = dispatch(
                     &worker,
                     inner.dial,
                     &inner.worker_token,
                     request.clone(),
                     &mut accepted,
+                    &updated,
                 );
                 match offered.await {
                     Dispatch::Followed => return Attempt::Followed,
@@ -225,7 +231,10 @@ async fn run_attempt(exec: &Executor, file: &FileRecord, job: &JobRecord) -> Att
             .is_none_or(|(at, said)| at.elapsed() >= renew_every || *said != reason);
         if due {
             match inner.store.waiting(&fence, &reason).await {
-                Ok(_) => renewed = Some((Instant::now(), reason.clone())),
+                Ok(_) => {
+                    renewed = Some((Instant::now(), reason.clone()));
+                    inner.watches.bump(&job.job_id);
+                }
                 Err(JobStoreError::LeaseLost { .. }) => {
                     tracing::info!(job_id = %job.job_id, "the job moved on (taken over, cancelled or finished); no longer driving it");
                     return Attempt::Left;

@@ -313,7 +313,6 @@ async fn cold(
         return Ok(accepted(claim.job.into()));
     };
     let deadline = tokio::time::Instant::now() + wait;
-    let mut pause = Duration::from_millis(50);
     loop {
         let job = state.store.get(&job_id).await?;
         match job.status {
@@ -328,11 +327,10 @@ async fn cold(
             JobStatus::Failed => return Err(failed(file, &job)),
             _ => {}
         }
-        if tokio::time::Instant::now() + pause > deadline {
+        if tokio::time::Instant::now() >= deadline {
             return Ok(accepted(job.into()));
         }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_millis(500));
+        state.executor.changed(&job_id, deadline).await;
     }
 }
 
