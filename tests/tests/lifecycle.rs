@@ -427,7 +427,20 @@ async fn an_operator_cancels_a_running_job_and_the_next_request_starts_again() {
 async fn storms_for_files_that_finish_quickly_make_one_job_each_on_mongodb() {
     let mongo = htsprep_shared::mongo::testing::TestMongo::start().await;
     let database = format!("storm_{}", std::process::id());
-    let api = ApiProcess::start(&[("MONGODB_URI", &mongo.uri), ("MONGODB_DATABASE", &database)]);
+    storms(&ApiProcess::start(&[
+        ("MONGODB_URI", &mongo.uri),
+        ("MONGODB_DATABASE", &database),
+    ]))
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn storms_for_files_that_finish_quickly_make_one_job_each_on_sqlite() {
+    storms(&ApiProcess::start(&[])).await;
+}
+
+/// 200 concurrent cold GETs for each of three small files, one file after the other.
+async fn storms(api: &ApiProcess) {
     let dir = tempfile::tempdir().unwrap();
     api.register(&testdata_manifest("testdata", &dir.path().join("m.jsonl")))
         .await;
