@@ -12,6 +12,7 @@ pub mod domain;
 pub mod jobstore;
 pub mod mongo;
 pub mod process;
+pub mod retry;
 pub mod settings;
 mod sqlite;
 pub mod storage;

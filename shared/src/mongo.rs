@@ -209,23 +209,16 @@ pub(crate) fn is_transient(e: &mongodb::error::Error) -> bool {
 }
 
 /// Runs an idempotent operation, retrying transient failures a few times with backoff.
-pub(crate) async fn retrying<T, F, Fut>(mut op: F) -> Result<T, mongodb::error::Error>
+pub(crate) async fn retrying<T, F, Fut>(op: F) -> Result<T, mongodb::error::Error>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, mongodb::error::Error>>,
 {
-    let mut wait = Duration::from_millis(100);
-    for _ in 0..3 {
-        match op().await {
-            Err(e) if is_transient(&e) => {
-                tracing::warn!(error = %e, "transient MongoDB error; retrying");
-                tokio::time::sleep(wait).await;
-                wait *= 2;
-            }
-            other => return other,
-        }
-    }
-    op().await
+    use crate::retry::{Retryable, backoff};
+    op.retry(backoff(4, Duration::from_millis(100)))
+        .when(is_transient)
+        .notify(|e, wait| tracing::warn!(error = %e, ?wait, "transient MongoDB error; retrying"))
+        .await
 }
 
 #[cfg(test)]

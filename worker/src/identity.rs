@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use htsprep_shared::domain::WorkerRef;
+use htsprep_shared::retry::{Retryable, backoff};
 use serde::Deserialize;
 
 use crate::config::WorkerConfig;
@@ -49,23 +50,21 @@ async fn task_metadata(uri: &str) -> Result<TaskMetadata, IdentityError> {
         .timeout(Duration::from_secs(2))
         .build()
         .map_err(|e| fail(e.to_string()))?;
-    let mut last = String::new();
-    for attempt in 0..5u32 {
-        if attempt > 0 {
-            tokio::time::sleep(Duration::from_millis(200) * 2u32.pow(attempt - 1)).await;
-        }
+    let fetch = || async {
         match client.get(&url).send().await {
-            Ok(r) if r.status().is_success() => {
-                return r
-                    .json::<TaskMetadata>()
-                    .await
-                    .map_err(|e| fail(format!("unexpected document: {e}")));
-            }
-            Ok(r) => last = format!("HTTP {}", r.status()),
-            Err(e) => last = e.to_string(),
+            Ok(r) if r.status().is_success() => r
+                .json::<TaskMetadata>()
+                .await
+                .map_err(|e| (false, format!("unexpected document: {e}"))),
+            Ok(r) => Err((true, format!("HTTP {}", r.status()))),
+            Err(e) => Err((true, e.to_string())),
         }
-    }
-    Err(fail(last))
+    };
+    fetch
+        .retry(backoff(5, Duration::from_millis(200)))
+        .when(|(transient, _)| *transient)
+        .await
+        .map_err(|(_, reason)| fail(reason))
 }
 
 /// This worker's identity for job records.

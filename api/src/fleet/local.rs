@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::FutureExt;
+use htsprep_shared::retry::{Retryable, polling};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 use tokio_util::task::TaskTracker;
@@ -317,17 +318,18 @@ async fn wait_healthy(health: &str, within: Duration) -> Result<(), String> {
         .build()
         .map_err(|e| e.to_string())?;
     let url = format!("http://{health}/health");
-    let deadline = tokio::time::Instant::now() + within;
-    let mut last = String::new();
-    while tokio::time::Instant::now() < deadline {
+    let probe = || async {
         match client.get(&url).send().await {
-            Ok(r) if r.status().is_success() => return Ok(()),
-            Ok(r) => last = format!("HTTP {}", r.status()),
-            Err(e) => last = e.to_string(),
+            Ok(r) if r.status().is_success() => Ok(()),
+            Ok(r) => Err(format!("HTTP {}", r.status())),
+            Err(e) => Err(e.to_string()),
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let polled = probe.retry(polling(Duration::from_millis(50), within));
+    match tokio::time::timeout(within, polled).await {
+        Ok(result) => result,
+        Err(_) => Err(format!("no answer from {url} within {within:?}")),
     }
-    Err(last)
 }
 
 #[async_trait]

@@ -1,6 +1,7 @@
 //! GA4GH DRS: `drs://host/object_id` resolves to an https access URL
 //! (`GET https://host/ga4gh/drs/v1/objects/{id}`, then `/access/{access_id}` when needed).
 
+use htsprep_shared::retry::{Retryable, backoff};
 use serde::Deserialize;
 use url::Url;
 
@@ -86,17 +87,10 @@ pub(crate) async fn resolve(
 ) -> Result<Resolved, FetchError> {
     let (base, id) = base_url(drs)?;
     let object_url = base.join(&id).map_err(|e| drs_err(drs, e.to_string()))?;
-    let mut attempt = 1;
-    let object: DrsObject = loop {
-        match get_json(client, drs, &object_url).await {
-            Ok(o) => break o,
-            Err(e) if e.is_retryable() && attempt < options.attempts => {
-                tokio::time::sleep(options.backoff * 2u32.saturating_pow(attempt - 1)).await;
-                attempt += 1;
-            }
-            Err(e) => return Err(e),
-        }
-    };
+    let object: DrsObject = (|| get_json(client, drs, &object_url))
+        .retry(backoff(options.attempts, options.backoff))
+        .when(FetchError::is_retryable)
+        .await?;
     let allowed = |kind: &str| kind == "https" || (kind == "http" && object_url.scheme() == "http");
     let method = object
         .access_methods

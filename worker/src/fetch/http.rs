@@ -4,6 +4,7 @@ use std::path::Path;
 
 use futures::StreamExt;
 use htsprep_shared::domain::Md5;
+use htsprep_shared::retry::{Retryable, backoff};
 use url::Url;
 
 use super::sink::HashingFile;
@@ -37,19 +38,13 @@ pub(crate) async fn download_resolved(
     dest: &Path,
     progress: &(dyn Fn(u64) + Send + Sync),
 ) -> Result<(u64, Md5), FetchError> {
-    let mut attempt = 1;
-    loop {
-        match try_once(client, resolved, dest, progress).await {
-            Ok(done) => return Ok(done),
-            Err(e) if e.is_retryable() && attempt < options.attempts => {
-                let wait = options.backoff * 2u32.saturating_pow(attempt - 1);
-                tracing::warn!(url = %redact(&resolved.url), attempt, error = %e, ?wait, "download failed; retrying");
-                tokio::time::sleep(wait).await;
-                attempt += 1;
-            }
-            Err(e) => return Err(e),
-        }
-    }
+    (|| try_once(client, resolved, dest, progress))
+        .retry(backoff(options.attempts, options.backoff))
+        .when(FetchError::is_retryable)
+        .notify(|e, wait| {
+            tracing::warn!(url = %redact(&resolved.url), error = %e, ?wait, "download failed; retrying")
+        })
+        .await
 }
 
 /// A URL without its query string (signed URLs carry credentials there).
