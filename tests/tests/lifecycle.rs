@@ -507,3 +507,31 @@ async fn progress_reaches_the_job_as_it_happens_not_at_the_next_heartbeat() {
         "the download's progress was seen moving, not only at heartbeats: {seen:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_job_waiting_past_the_queue_deadline_fails_saying_what_it_waited_for() {
+    let mut env = ONE_WORKER.to_vec();
+    env.push(("HTSPREP_QUEUE_DEADLINE_SECONDS", "2"));
+    let api = ApiProcess::start(&env);
+    let (_slow, small) = slow_and_small(&api).await;
+    let slow_job = cold_get(&api, "/data/e2e/slow").await;
+    wait_running(&api, &slow_job).await;
+    let queued = cold_get(&api, &format!("/data/testdata/{}", small[0])).await;
+    let job = api.wait_job(&queued, LONG).await;
+    assert_eq!(job["status"], "failed", "{job:#}");
+    assert_eq!(job["attempt"], 1, "waiting cost no attempt");
+    let message = job["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("queue deadline of 2s") && message.contains("worker"),
+        "{message}"
+    );
+    assert_eq!(
+        job["error"]["retryable"], true,
+        "a capacity failure does not stand"
+    );
+    // The running job was not disturbed, and the file can be asked for again.
+    assert_eq!(api.wait_job(&slow_job, LONG).await["status"], "completed");
+    let again = cold_get(&api, &format!("/data/testdata/{}", small[0])).await;
+    assert_ne!(again, queued);
+    assert_eq!(api.wait_job(&again, LONG).await["status"], "completed");
+}
