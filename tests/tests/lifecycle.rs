@@ -160,27 +160,27 @@ async fn a_dead_replicas_queued_jobs_are_taken_over(extra: &[(&str, &str)]) {
 
 /// Stops the worker processes a killed API left behind (they would stop when idle).
 fn stop_workers_using(data_dir: &std::path::Path) {
-    let needle = format!("HTSPREP_DATA_DIR={}", data_dir.display());
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
-            continue;
-        };
-        let is_worker = std::fs::read_link(entry.path().join("exe"))
-            .is_ok_and(|exe| exe.ends_with("htsprep-worker"));
-        if is_worker && environ.split(|b| *b == 0).any(|v| v == needle.as_bytes()) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-        }
+    for pid in workers_using(data_dir) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGTERM,
+        );
     }
+}
+
+/// The worker processes on this host whose data directory is `data_dir`.
+fn workers_using(data_dir: &std::path::Path) -> Vec<i32> {
+    let needle = format!("HTSPREP_DATA_DIR={}", data_dir.display());
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            std::fs::read_link(e.path().join("exe")).is_ok_and(|x| x.ends_with("htsprep-worker"))
+                && std::fs::read(e.path().join("environ"))
+                    .is_ok_and(|env| env.split(|b| *b == 0).any(|v| v == needle.as_bytes()))
+        })
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -248,20 +248,6 @@ async fn a_worker_lost_with_its_api_is_found_by_asking_the_fleet_and_its_job_com
     stop_workers_using(shared.path());
 }
 
-/// Worker processes on this host whose data directory is `data_dir`.
-fn workers_using(data_dir: &std::path::Path) -> usize {
-    let needle = format!("HTSPREP_DATA_DIR={}", data_dir.display());
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter(|e| {
-            std::fs::read_link(e.path().join("exe")).is_ok_and(|x| x.ends_with("htsprep-worker"))
-                && std::fs::read(e.path().join("environ"))
-                    .is_ok_and(|env| env.split(|b| *b == 0).any(|v| v == needle.as_bytes()))
-        })
-        .count()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_restarted_api_adopts_the_workers_it_left_and_the_maximum_holds() {
     let shared = tempfile::tempdir().unwrap();
@@ -280,7 +266,7 @@ async fn a_restarted_api_adopts_the_workers_it_left_and_the_maximum_holds() {
     let worker = job["worker"]["resource_id"].as_str().unwrap().to_owned();
     a.child.kill().unwrap(); // SIGKILL: its worker runs on
     a.child.wait().unwrap();
-    assert_eq!(workers_using(shared.path()), 1);
+    assert_eq!(workers_using(shared.path()).len(), 1);
 
     let b = ApiProcess::start(&env);
     let second = cold_get(&b, "/data/testdata/ctcf_trackline.bed").await;
@@ -293,10 +279,10 @@ async fn a_restarted_api_adopts_the_workers_it_left_and_the_maximum_holds() {
     );
     assert_eq!(b.metric("htsprep_workers_started_total").await, 0);
     assert_eq!(b.metric("htsprep_workers_available").await, 1);
-    assert_eq!(workers_using(shared.path()), 1, "the maximum holds");
+    assert_eq!(workers_using(shared.path()).len(), 1, "the maximum holds");
     drop(b); // stops its workers, the adopted one included
     let deadline = tokio::time::Instant::now() + LONG;
-    while workers_using(shared.path()) > 0 {
+    while !workers_using(shared.path()).is_empty() {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the adopted worker was not stopped"
