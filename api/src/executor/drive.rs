@@ -141,6 +141,9 @@ fn remaining(exec: &Executor, job: &JobRecord, limit: Duration) -> Duration {
     limit.saturating_sub(waited)
 }
 
+/// A waiting job's reason is rewritten at most this often.
+const RESAY: Duration = Duration::from_secs(1);
+
 async fn run_attempt(exec: &Executor, file: &FileRecord, job: &JobRecord) -> Attempt {
     let inner = &exec.inner;
     let policy = inner.settings.policy();
@@ -172,8 +175,7 @@ async fn run_attempt(exec: &Executor, file: &FileRecord, job: &JobRecord) -> Att
         let mut pause = Duration::from_millis(250);
         if Instant::now() < not_before {
             reason = format!(
-                "waiting {}s before attempt {} (after a failed attempt)",
-                (not_before - Instant::now()).as_secs() + 1,
+                "pausing before attempt {} (after a failed attempt)",
                 job.attempt
             );
             pause = not_before - Instant::now();
@@ -225,10 +227,11 @@ async fn run_attempt(exec: &Executor, file: &FileRecord, job: &JobRecord) -> Att
                 inner.settings.queue_deadline.as_secs()
             ));
         }
-        // Renew the dispatch lease, and say why the job waits when that changes.
-        let due = renewed
-            .as_ref()
-            .is_none_or(|(at, said)| at.elapsed() >= renew_every || *said != reason);
+        // Renew the dispatch lease, and say why the job waits when that changes (at most once
+        // a second).
+        let due = renewed.as_ref().is_none_or(|(at, said)| {
+            at.elapsed() >= renew_every || (*said != reason && at.elapsed() >= RESAY)
+        });
         if due {
             match inner.store.waiting(&fence, &reason).await {
                 Ok(_) => {
