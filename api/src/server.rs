@@ -217,10 +217,12 @@ pub async fn build(config: &Config, fleet: Fleet) -> anyhow::Result<AppState> {
 
 /// Serves until `shutdown` resolves, then drains.
 pub async fn serve(
-    config: Config,
+    mut config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    // Resolved once: the local fleet and the executor use the same token.
+    config.fleet.token = Some(worker_token(&config)?);
     let fleet = start_fleet(&config).await?;
     let provisioner = Arc::clone(&fleet.provisioner);
     let state = match build(&config, fleet).await {

@@ -87,6 +87,36 @@ impl ApiProcess {
             .expect("json")
     }
 
+    /// A cold GET: asserts `202` with `Location: /jobs/{id}` and returns the job id.
+    pub async fn cold_get(&self, path: &str) -> String {
+        let resp = self.http.get(self.url(path)).send().await.expect(path);
+        assert_eq!(resp.status(), 202, "{path}");
+        let location = resp.headers()["location"]
+            .to_str()
+            .expect("ascii")
+            .to_owned();
+        let body: serde_json::Value = resp.json().await.expect("json");
+        let job_id = body["job_id"].as_str().expect("job_id").to_owned();
+        assert_eq!(location, format!("/jobs/{job_id}"));
+        job_id
+    }
+
+    /// Polls `/jobs/{id}` until a worker runs it; returns the job.
+    pub async fn wait_running(&self, job_id: &str, within: Duration) -> serde_json::Value {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let job = self.get_json(&format!("/jobs/{job_id}")).await;
+            if job["status"] == "running" {
+                return job;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{job_id} never ran: {job:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Polls `/jobs/{id}` until it is completed or failed.
     pub async fn wait_job(&self, job_id: &str, within: Duration) -> serde_json::Value {
         let deadline = tokio::time::Instant::now() + within;

@@ -23,32 +23,10 @@ use tokio::sync::OnceCell;
 
 const MINUTES: Duration = Duration::from_secs(180);
 
-async fn cold_get(api: &ApiProcess, path: &str) -> String {
-    let resp = api.http.get(api.url(path)).send().await.unwrap();
-    assert_eq!(resp.status(), 202, "{path}");
-    let location = resp.headers()["location"].to_str().unwrap().to_owned();
-    let body: Value = resp.json().await.unwrap();
-    let job_id = body["job_id"].as_str().unwrap().to_owned();
-    assert_eq!(location, format!("/jobs/{job_id}"));
-    job_id
-}
-
 /// Waits until the job is running on a task; returns that task's ARN.
 async fn running_task(api: &ApiProcess, job_id: &str) -> String {
-    let deadline = tokio::time::Instant::now() + MINUTES;
-    loop {
-        let job = api.get_json(&format!("/jobs/{job_id}")).await;
-        if job["status"] == "running"
-            && let Some(arn) = job["worker"]["resource_id"].as_str()
-        {
-            return arn.to_owned();
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{job_id} never ran: {job:#}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let job = api.wait_running(job_id, MINUTES).await;
+    job["worker"]["resource_id"].as_str().unwrap().to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -65,7 +43,7 @@ async fn every_real_file_goes_cold_to_served_through_one_ecs_task_per_workflow()
             continue; // served as they are, no job
         }
         let id = f["local_id"].as_str().unwrap().to_owned();
-        let job_id = cold_get(&api, &format!("/data/testdata/{id}")).await;
+        let job_id = api.cold_get(&format!("/data/testdata/{id}")).await;
         jobs.insert(id, job_id);
     }
     assert!(jobs.len() >= 9, "every processed format is exercised");
@@ -196,7 +174,7 @@ async fn a_task_killed_mid_stage_is_replaced_and_its_job_completes() {
     let slow = SlowServer::start(body.clone(), 30, Duration::from_millis(100));
     api.register(&http_row("victim", "BED", &slow.url("victim.bed"), &body))
         .await;
-    let job_id = cold_get(&api, "/data/e2e/victim").await;
+    let job_id = api.cold_get("/data/e2e/victim").await;
     let first = running_task(&api, &job_id).await;
     let killed_at = chrono::Utc::now();
     assert!(world.standin.signal(&first, Signal::SIGKILL));
@@ -238,7 +216,7 @@ async fn a_hung_task_turns_unhealthy_is_stopped_by_the_api_and_its_job_completes
     let slow = SlowServer::start(body.clone(), 40, Duration::from_millis(100));
     api.register(&http_row("hung", "BED", &slow.url("hung.bed"), &body))
         .await;
-    let job_id = cold_get(&api, "/data/e2e/hung").await;
+    let job_id = api.cold_get("/data/e2e/hung").await;
     let first = running_task(&api, &job_id).await;
     world
         .wait_task(&first, MINUTES, "healthy", |t| {
@@ -284,7 +262,7 @@ async fn a_task_lost_with_its_api_is_found_by_asking_ecs_and_its_job_completes()
     let slow = SlowServer::start(body.clone(), 30, Duration::from_millis(100));
     a.register(&http_row("lost", "BED", &slow.url("lost.bed"), &body))
         .await;
-    let job_id = cold_get(&a, "/data/e2e/lost").await;
+    let job_id = a.cold_get("/data/e2e/lost").await;
     let first = running_task(&a, &job_id).await;
     // The API driving the job and the task running it die together.
     let killed_at = chrono::Utc::now();
@@ -318,7 +296,7 @@ async fn idle_workers_stop_themselves_and_their_tasks_go_stopped() {
     let dir = tempfile::tempdir().unwrap();
     api.register(&testdata_manifest("testdata", &dir.path().join("m.jsonl")))
         .await;
-    let job_id = cold_get(&api, "/data/testdata/test.broadPeak").await;
+    let job_id = api.cold_get("/data/testdata/test.broadPeak").await;
     let job = api.wait_job(&job_id, MINUTES).await;
     assert_eq!(job["status"], "completed", "{job:#}");
     let arn = job["worker"]["resource_id"].as_str().unwrap().to_owned();
@@ -349,7 +327,7 @@ async fn idle_workers_stop_themselves_and_their_tasks_go_stopped() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200, "already prepared: served from S3");
-    let next = cold_get(&api, "/data/testdata/ctcf_trackline.bed").await;
+    let next = api.cold_get("/data/testdata/ctcf_trackline.bed").await;
     assert_eq!(api.wait_job(&next, MINUTES).await["status"], "completed");
     assert_eq!(world.standin.tasks().len(), 2);
 }
@@ -378,7 +356,7 @@ async fn the_worker_maximum_holds_under_a_burst_of_twenty_files() {
     api.register(&manifest).await;
     let mut jobs = Vec::new();
     for i in 0..20 {
-        jobs.push(cold_get(&api, &format!("/data/e2e/burst-{i:02}")).await);
+        jobs.push(api.cold_get(&format!("/data/e2e/burst-{i:02}")).await);
     }
     let mut ran_on = BTreeSet::new();
     for job_id in &jobs {
@@ -404,7 +382,7 @@ async fn a_task_outside_loopback_fails_its_job_without_being_dialed() {
     let dir = tempfile::tempdir().unwrap();
     api.register(&testdata_manifest("testdata", &dir.path().join("m.jsonl")))
         .await;
-    let job_id = cold_get(&api, "/data/testdata/test.broadPeak").await;
+    let job_id = api.cold_get("/data/testdata/test.broadPeak").await;
     let deadline = tokio::time::Instant::now() + MINUTES;
     let arn = loop {
         if let Some(t) = world.tasks_for(&job_id).first() {

@@ -13,27 +13,6 @@ use serde_json::Value;
 
 const LONG: Duration = Duration::from_secs(120);
 
-async fn cold_get(api: &ApiProcess, path: &str) -> String {
-    let resp = api.http.get(api.url(path)).send().await.unwrap();
-    assert_eq!(resp.status(), 202, "{path}");
-    resp.json::<Value>().await.unwrap()["job_id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
-async fn wait_running(api: &ApiProcess, job_id: &str) {
-    let deadline = tokio::time::Instant::now() + LONG;
-    loop {
-        let job = api.get_json(&format!("/jobs/{job_id}")).await;
-        if job["status"] == "running" {
-            return;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "never ran: {job:#}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 fn event_kinds(job: &Value) -> Vec<String> {
     job["events"]
         .as_array()
@@ -67,11 +46,11 @@ const ONE_WORKER: [(&str, &str); 5] = [
 async fn jobs_queued_behind_a_busy_fleet_complete_on_their_first_attempt() {
     let api = ApiProcess::start(&ONE_WORKER);
     let (_slow, small) = slow_and_small(&api).await;
-    let slow_job = cold_get(&api, "/data/e2e/slow").await;
-    wait_running(&api, &slow_job).await;
+    let slow_job = api.cold_get("/data/e2e/slow").await;
+    api.wait_running(&slow_job, LONG).await;
     let mut queued = Vec::new();
     for id in small {
-        queued.push(cold_get(&api, &format!("/data/testdata/{id}")).await);
+        queued.push(api.cold_get(&format!("/data/testdata/{id}")).await);
     }
     // While they wait, they say since when and why.
     let job = api.get_json(&format!("/jobs/{}", queued[0])).await;
@@ -130,11 +109,11 @@ async fn a_dead_replicas_queued_jobs_are_taken_over(extra: &[(&str, &str)]) {
     let mut a = ApiProcess::start(&env);
     let b = ApiProcess::start(&env);
     let (_slow, small) = slow_and_small(&a).await;
-    let slow_job = cold_get(&a, "/data/e2e/slow").await;
-    wait_running(&a, &slow_job).await;
+    let slow_job = a.cold_get("/data/e2e/slow").await;
+    a.wait_running(&slow_job, LONG).await;
     let mut queued = Vec::new();
     for id in small {
-        queued.push(cold_get(&a, &format!("/data/testdata/{id}")).await);
+        queued.push(a.cold_get(&format!("/data/testdata/{id}")).await);
     }
     a.child.kill().unwrap(); // SIGKILL
     a.child.wait().unwrap();
@@ -215,9 +194,8 @@ async fn a_worker_lost_with_its_api_is_found_by_asking_the_fleet_and_its_job_com
     let slow = SlowServer::start(body.clone(), 40, Duration::from_millis(100));
     a.register(&http_row("lost", "BED", &slow.url("lost.bed"), &body))
         .await;
-    let job_id = cold_get(&a, "/data/e2e/lost").await;
-    wait_running(&a, &job_id).await;
-    let job = a.get_json(&format!("/jobs/{job_id}")).await;
+    let job_id = a.cold_get("/data/e2e/lost").await;
+    let job = a.wait_running(&job_id, LONG).await;
     let worker = job["worker"]["resource_id"].as_str().unwrap().to_owned();
     let pid: i32 = worker.strip_prefix("pid-").unwrap().parse().unwrap();
     // The API driving the job and the worker running it die together.
@@ -260,7 +238,7 @@ async fn a_restarted_api_adopts_the_workers_it_left_and_the_maximum_holds() {
         &manifest.path().join("m.jsonl"),
     ))
     .await;
-    let first = cold_get(&a, "/data/testdata/test.broadPeak").await;
+    let first = a.cold_get("/data/testdata/test.broadPeak").await;
     let job = a.wait_job(&first, LONG).await;
     assert_eq!(job["status"], "completed");
     let worker = job["worker"]["resource_id"].as_str().unwrap().to_owned();
@@ -269,7 +247,7 @@ async fn a_restarted_api_adopts_the_workers_it_left_and_the_maximum_holds() {
     assert_eq!(workers_using(shared.path()).len(), 1);
 
     let b = ApiProcess::start(&env);
-    let second = cold_get(&b, "/data/testdata/ctcf_trackline.bed").await;
+    let second = b.cold_get("/data/testdata/ctcf_trackline.bed").await;
     let job = b.wait_job(&second, LONG).await;
     assert_eq!(job["status"], "completed", "{job:#}");
     assert_eq!(
@@ -355,7 +333,7 @@ async fn a_broken_file_fails_once_and_its_failure_stands_until_retried() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let third = cold_get(&api, "/data/e2e/bad-md5").await;
+    let third = api.cold_get("/data/e2e/bad-md5").await;
     assert!(third != first && third != second);
     assert_eq!(api.metric("htsprep_jobs_created_total").await, 3);
     // Only a failed job can be retried.
@@ -363,7 +341,7 @@ async fn a_broken_file_fails_once_and_its_failure_stands_until_retried() {
     let dir = tempfile::tempdir().unwrap();
     api.register(&testdata_manifest("testdata", &dir.path().join("m.jsonl")))
         .await;
-    let good = cold_get(&api, "/data/testdata/test.broadPeak").await;
+    let good = api.cold_get("/data/testdata/test.broadPeak").await;
     assert_eq!(api.wait_job(&good, LONG).await["status"], "completed");
     let resp = retry(good).await.unwrap();
     assert_eq!(resp.status(), 409);
@@ -376,8 +354,8 @@ async fn an_operator_cancels_a_running_job_and_the_next_request_starts_again() {
     let slow = SlowServer::start(body.clone(), 40, Duration::from_millis(250));
     api.register(&http_row("slow", "BED", &slow.url("slow.bed"), &body))
         .await;
-    let job_id = cold_get(&api, "/data/e2e/slow").await;
-    wait_running(&api, &job_id).await;
+    let job_id = api.cold_get("/data/e2e/slow").await;
+    api.wait_running(&job_id, LONG).await;
     let cancel = |auth: bool| {
         let req = api.http.post(api.url(&format!("/jobs/{job_id}/cancel")));
         if auth { req.bearer_auth(ADMIN) } else { req }.send()
@@ -404,7 +382,7 @@ async fn an_operator_cancels_a_running_job_and_the_next_request_starts_again() {
     assert_eq!(job["status"], "failed");
     assert!(job["artifacts"].as_object().unwrap().is_empty(), "{job:#}");
     // A cancel is no verdict on the file.
-    let next = cold_get(&api, "/data/e2e/slow").await;
+    let next = api.cold_get("/data/e2e/slow").await;
     assert_ne!(next, job_id);
     assert_eq!(api.wait_job(&next, LONG).await["status"], "completed");
 }
@@ -474,7 +452,7 @@ async fn progress_reaches_the_job_as_it_happens_not_at_the_next_heartbeat() {
     let slow = SlowServer::start(body.clone(), 20, Duration::from_millis(250));
     api.register(&http_row("slow", "BED", &slow.url("slow.bed"), &body))
         .await;
-    let job_id = cold_get(&api, "/data/e2e/slow").await;
+    let job_id = api.cold_get("/data/e2e/slow").await;
     let mut seen = BTreeSet::new();
     loop {
         let job = api.get_json(&format!("/jobs/{job_id}")).await;
@@ -500,9 +478,9 @@ async fn a_job_waiting_past_the_queue_deadline_fails_saying_what_it_waited_for()
     env.push(("HTSPREP_QUEUE_DEADLINE_SECONDS", "2"));
     let api = ApiProcess::start(&env);
     let (_slow, small) = slow_and_small(&api).await;
-    let slow_job = cold_get(&api, "/data/e2e/slow").await;
-    wait_running(&api, &slow_job).await;
-    let queued = cold_get(&api, &format!("/data/testdata/{}", small[0])).await;
+    let slow_job = api.cold_get("/data/e2e/slow").await;
+    api.wait_running(&slow_job, LONG).await;
+    let queued = api.cold_get(&format!("/data/testdata/{}", small[0])).await;
     let job = api.wait_job(&queued, LONG).await;
     assert_eq!(job["status"], "failed", "{job:#}");
     assert_eq!(job["attempt"], 1, "waiting cost no attempt");
@@ -517,7 +495,7 @@ async fn a_job_waiting_past_the_queue_deadline_fails_saying_what_it_waited_for()
     );
     // The running job was not disturbed, and the file can be asked for again.
     assert_eq!(api.wait_job(&slow_job, LONG).await["status"], "completed");
-    let again = cold_get(&api, &format!("/data/testdata/{}", small[0])).await;
+    let again = api.cold_get(&format!("/data/testdata/{}", small[0])).await;
     assert_ne!(again, queued);
     assert_eq!(api.wait_job(&again, LONG).await["status"], "completed");
 }

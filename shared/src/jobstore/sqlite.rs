@@ -73,6 +73,51 @@ fn encode(job: &JobRecord) -> Result<String, JobStoreError> {
     serde_json::to_string(job).map_err(|e| JobStoreError::Backend(format!("encode job: {e}")))
 }
 
+/// Reads a job inside a write transaction, lets `change` check and change it, and writes it
+/// back with its indexed columns; a refusal from `change` writes nothing.
+fn change_in(
+    tx: &rusqlite::Transaction<'_>,
+    job_id: &JobId,
+    change: impl FnOnce(&mut JobRecord) -> Result<(), JobStoreError>,
+) -> Result<Result<JobRecord, JobStoreError>, rusqlite::Error> {
+    let doc: Option<String> = tx
+        .query_row(
+            "SELECT doc FROM jobs WHERE job_id = ?1",
+            [job_id.as_str()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(doc) = doc else {
+        return Ok(Err(JobStoreError::NotFound {
+            job_id: job_id.clone(),
+        }));
+    };
+    let job = match decode(job_id.as_str(), &doc).and_then(|mut job| {
+        change(&mut job)?;
+        Ok(job)
+    }) {
+        Ok(job) => job,
+        Err(e) => return Ok(Err(e)),
+    };
+    let doc = match encode(&job) {
+        Ok(doc) => doc,
+        Err(e) => return Ok(Err(e)),
+    };
+    tx.execute(
+        "UPDATE jobs SET status = ?2, active = ?3, lease = ?4, updated_at = ?5, doc = ?6
+         WHERE job_id = ?1",
+        params![
+            job.job_id.as_str(),
+            job.status.name(),
+            job.active,
+            job.lease.as_str(),
+            job.updated_at.timestamp_millis(),
+            doc
+        ],
+    )?;
+    Ok(Ok(job))
+}
+
 fn decode_rows(rows: Vec<(String, String)>) -> Result<Vec<JobRecord>, JobStoreError> {
     rows.iter().map(|(id, doc)| decode(id, doc)).collect()
 }
@@ -169,37 +214,17 @@ impl JobStore for SqliteJobStore {
         let job_id = job_id.clone();
         self.pool
             .write(move |tx| {
-                let doc: Option<String> = tx
-                    .query_row(
-                        "SELECT doc FROM jobs WHERE job_id = ?1",
-                        [job_id.as_str()],
-                        |r| r.get(0),
-                    )
-                    .optional()?;
-                let Some(doc) = doc else {
-                    return Ok(Err(JobStoreError::NotFound { job_id }));
-                };
-                let mut job = match decode(job_id.as_str(), &doc) {
-                    Ok(job) => job,
-                    Err(e) => return Ok(Err(e)),
-                };
-                if job.status != JobStatus::Failed {
-                    return Ok(Err(JobStoreError::WrongStatus {
-                        job_id,
-                        status: job.status,
-                        why: ONLY_FAILED,
-                    }));
-                }
-                retry_requested(&mut job, now);
-                let doc = match encode(&job) {
-                    Ok(doc) => doc,
-                    Err(e) => return Ok(Err(e)),
-                };
-                tx.execute(
-                    "UPDATE jobs SET doc = ?2 WHERE job_id = ?1",
-                    params![job.job_id.as_str(), doc],
-                )?;
-                Ok(Ok(job))
+                change_in(tx, &job_id, |job| {
+                    if job.status != JobStatus::Failed {
+                        return Err(JobStoreError::WrongStatus {
+                            job_id: job_id.clone(),
+                            status: job.status,
+                            why: ONLY_FAILED,
+                        });
+                    }
+                    retry_requested(job, now);
+                    Ok(())
+                })
             })
             .await?
     }
@@ -209,45 +234,15 @@ impl JobStore for SqliteJobStore {
         let fence = fence.clone();
         self.pool
             .write(move |tx| {
-                let doc: Option<String> = tx
-                    .query_row(
-                        "SELECT doc FROM jobs WHERE job_id = ?1",
-                        [fence.job_id.as_str()],
-                        |r| r.get(0),
-                    )
-                    .optional()?;
-                let Some(doc) = doc else {
-                    return Ok(Err(JobStoreError::NotFound {
-                        job_id: fence.job_id,
-                    }));
-                };
-                let mut job = match decode(fence.job_id.as_str(), &doc) {
-                    Ok(job) => job,
-                    Err(e) => return Ok(Err(e)),
-                };
-                if !fence.holds(&job) || !change.guard_holds(&job) {
-                    return Ok(Err(JobStoreError::LeaseLost {
-                        job_id: fence.job_id,
-                    }));
-                }
-                change.apply(&mut job, now);
-                let doc = match encode(&job) {
-                    Ok(doc) => doc,
-                    Err(e) => return Ok(Err(e)),
-                };
-                tx.execute(
-                    "UPDATE jobs SET status = ?2, active = ?3, lease = ?4, updated_at = ?5, doc = ?6
-                     WHERE job_id = ?1",
-                    params![
-                        job.job_id.as_str(),
-                        job.status.name(),
-                        job.active,
-                        job.lease.as_str(),
-                        job.updated_at.timestamp_millis(),
-                        doc
-                    ],
-                )?;
-                Ok(Ok(job))
+                change_in(tx, &fence.job_id, |job| {
+                    if !fence.holds(job) || !change.guard_holds(job) {
+                        return Err(JobStoreError::LeaseLost {
+                            job_id: fence.job_id.clone(),
+                        });
+                    }
+                    change.apply(job, now);
+                    Ok(())
+                })
             })
             .await?
     }
