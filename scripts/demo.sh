@@ -12,6 +12,8 @@ cargo build --workspace --bins --release --quiet
 api=target/release/htsprep-api
 export HTSPREP_DATA_DIR=${HTSPREP_DATA_DIR:-./data}
 export HTSPREP_LISTEN=${HTSPREP_LISTEN:-127.0.0.1:8080}
+# file:// sources are read only from under these directories.
+export HTSPREP_FILE_ROOTS=${HTSPREP_FILE_ROOTS:-$PWD/testdata}
 base="http://$HTSPREP_LISTEN"
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 

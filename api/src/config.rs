@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use htsprep_shared::jobstore::JobPolicy;
+use htsprep_shared::outbound::SourcePolicy;
 use htsprep_shared::settings::{ConfigError, EnvReader};
 use htsprep_shared::storage::StorageConfig;
 
@@ -30,6 +31,10 @@ pub struct Config {
     /// `HTSPREP_CATALOG_CACHE_SECONDS`: how long a catalog lookup is reused (default 5; 0 turns
     /// the cache off).
     pub catalog_cache: Duration,
+    /// What upstream sources the API may read (passthrough, `?raw=true`, sidecars), shared with
+    /// the workers it starts: `HTSPREP_FILE_ROOTS`, `HTSPREP_ALLOW_PRIVATE_SOURCES`,
+    /// `HTSPREP_SOURCE_*_TIMEOUT_SECONDS`.
+    pub sources: SourcePolicy,
 }
 
 /// How jobs are claimed, retried and bounded.
@@ -235,6 +240,7 @@ impl Config {
             );
         }
         let catalog_cache = env.seconds("HTSPREP_CATALOG_CACHE_SECONDS", secs(5));
+        let sources = SourcePolicy::read(&mut env);
         env.finish()?;
         Ok(Self {
             listen,
@@ -243,6 +249,7 @@ impl Config {
             jobs,
             fleet,
             catalog_cache,
+            sources,
         })
     }
 }

@@ -203,10 +203,9 @@ pub async fn build(config: &Config, fleet: Fleet) -> anyhow::Result<AppState> {
         store,
         artifacts,
         executor,
-        http: reqwest::Client::builder()
-            .connect_timeout(std::time::Duration::from_secs(10))
-            .build()
-            .context("build the HTTP client")?,
+        http: Arc::new(config.sources.clone())
+            .client(concat!("htsprep-api/", env!("CARGO_PKG_VERSION")))
+            .context("build the HTTP client for sources")?,
         s3: config.storage.aws.s3_client().await,
         admin_token: config.admin_token.as_deref().map(Arc::from),
         ready: Arc::new(RwLock::new(HashSet::new())),

@@ -1,7 +1,8 @@
 //! Reading a catalog source (or its upstream sidecar) by byte range, for passthrough formats,
-//! `?raw=true` and upstream indexes. `file://` is read directly; `http(s)://` forwards the Range
-//! and, if the origin ignores it, slices the full response itself (a mid-file range never
-//! becomes a 200).
+//! `?raw=true` and upstream indexes, under the source policy (`htsprep_shared::outbound`).
+//! `file://` is read directly from under the file roots; `http(s)://` forwards the Range and, if
+//! the origin ignores it, slices the full response itself (a mid-file range never becomes a
+//! 200).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -11,12 +12,13 @@ use htsprep_shared::artifacts::{
     read_file_range,
 };
 use htsprep_shared::domain::AccessUrl;
+use htsprep_shared::outbound::{SourceClient, redact, refusal_in};
 
 use crate::http::error::ApiError;
 use crate::http::serve::Opener;
 
 pub struct UpstreamOpener<'a> {
-    pub client: &'a reqwest::Client,
+    pub client: &'a SourceClient,
     /// For `s3://` sources.
     pub s3: &'a aws_sdk_s3::Client,
     pub url: &'a AccessUrl,
@@ -25,9 +27,27 @@ pub struct UpstreamOpener<'a> {
 }
 
 fn upstream_err(url: &AccessUrl, e: impl std::fmt::Display) -> ApiError {
-    let mut u = url.as_url().clone();
-    u.set_query(None);
-    ApiError::Upstream(format!("the source {u} could not be read: {e}"))
+    ApiError::Upstream(format!(
+        "the source {} could not be read: {e}",
+        redact(url.as_url())
+    ))
+}
+
+/// A failed request: the policy's refusal if that was the cause, else the deepest reason.
+fn request_err(url: &AccessUrl, e: &reqwest::Error) -> ApiError {
+    if let Some(refused) = refusal_in(e) {
+        return ApiError::Upstream(refused.to_string());
+    }
+    let mut cause: &dyn std::error::Error = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    let what = if e.is_timeout() {
+        "timed out".to_owned()
+    } else {
+        cause.to_string()
+    };
+    upstream_err(url, what)
 }
 
 fn with_etag(mut got: GetResult, etag: &Option<String>) -> GetResult {
@@ -46,12 +66,13 @@ fn parse_content_range(v: &str) -> Option<(u64, u64, u64)> {
 
 impl UpstreamOpener<'_> {
     async fn http_get(&self, range: Option<GetRange>) -> Result<GetResult, ApiError> {
-        let url = self.url.as_url().clone();
-        let mut req = self.client.get(url);
+        let mut req = self
+            .client
+            .request(reqwest::Method::GET, self.url.as_url())?;
         if let Some(r) = &range {
             req = req.header(reqwest::header::RANGE, r.to_string());
         }
-        let resp = req.send().await.map_err(|e| upstream_err(self.url, e))?;
+        let resp = req.send().await.map_err(|e| request_err(self.url, &e))?;
         let status = resp.status();
         let last_modified = resp
             .headers()
@@ -87,9 +108,10 @@ impl UpstreamOpener<'_> {
         if !status.is_success() {
             return Err(upstream_err(self.url, format!("HTTP {status}")));
         }
-        let stream = resp
-            .bytes_stream()
-            .map_err(|e| ArtifactError::Unavailable(format!("upstream read failed: {e}")));
+        let url = redact(self.url.as_url());
+        let stream = resp.bytes_stream().map_err(move |e| {
+            ArtifactError::Unavailable(format!("reading the source {url} failed: {e}"))
+        });
         let (size, served) = if status == reqwest::StatusCode::PARTIAL_CONTENT {
             let (a, b, total) = content_range
                 .as_deref()
@@ -128,10 +150,10 @@ impl UpstreamOpener<'_> {
         // Without a known size the range cannot be resolved: fetch the size with HEAD.
         let head = self
             .client
-            .head(self.url.as_url().clone())
+            .request(reqwest::Method::HEAD, self.url.as_url())?
             .send()
             .await
-            .map_err(|e| upstream_err(self.url, e))?;
+            .map_err(|e| request_err(self.url, &e))?;
         let size = head
             .headers()
             .get(reqwest::header::CONTENT_LENGTH)
@@ -190,9 +212,7 @@ impl Opener for UpstreamOpener<'_> {
     async fn get(&self, range: Option<GetRange>) -> Result<GetResult, ApiError> {
         match self.url.scheme() {
             "file" => {
-                let path = self.url.as_url().to_file_path().map_err(|()| {
-                    ApiError::Upstream(format!("{} is not a local path", self.url))
-                })?;
+                let path = self.client.policy().check_file(self.url.as_url())?;
                 let got = read_file_range(&path, self.url.as_str(), range)
                     .await
                     .map_err(|e| match e {

@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use futures::StreamExt;
 use htsprep_api::config::Config;
 use htsprep_api::fleet::{
     Discovery, Gone, Inspect, ProvisionError, ProvisionRequest, Provisioner, Subscription,
@@ -82,9 +83,11 @@ struct Api {
 
 async fn api_with(extra: &[(&str, &str)]) -> Api {
     let dir = tempfile::tempdir().unwrap();
+    let roots = format!("{},{}", testdata("").display(), dir.path().display());
     let mut vars: BTreeMap<String, String> = [
         ("HTSPREP_DATA_DIR", dir.path().to_str().unwrap()),
         ("HTSPREP_ADMIN_TOKEN", ADMIN),
+        ("HTSPREP_FILE_ROOTS", roots.as_str()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -313,7 +316,7 @@ async fn a_range_past_the_end_is_416_with_the_size() {
 async fn a_malformed_range_is_a_clear_400() {
     let api = api().await;
     prepared_bam(&api).await;
-    for range in ["bytes=abc", "bytes=10-5", "lines=1-2", "bytes="] {
+    for range in ["bytes=abc", "bytes=10-5", "bytes=1-2-3", "bytes="] {
         let a = call(&api, Method::GET, "/data/test/bam", &[("range", range)]).await;
         assert_eq!(a.status, StatusCode::BAD_REQUEST, "{range}");
         assert!(
@@ -325,6 +328,57 @@ async fn a_malformed_range_is_a_clear_400() {
         );
         assert_cors(&a);
     }
+}
+
+#[tokio::test]
+async fn a_range_of_another_unit_is_ignored() {
+    let api = api().await;
+    let (bam, _) = prepared_bam(&api).await;
+    for range in ["items=0-1", "lines=1-2", "none"] {
+        let a = call(&api, Method::GET, "/data/test/bam", &[("range", range)]).await;
+        assert_eq!(a.status, StatusCode::OK, "{range}");
+        assert_eq!(a.body, bam, "{range}");
+    }
+}
+
+#[tokio::test]
+async fn overlapping_ranges_are_coalesced_and_never_outweigh_the_file() {
+    let api = api().await;
+    let (bam, _) = prepared_bam(&api).await;
+    let n = bam.len();
+    // 32 times the whole file: sent once.
+    let all = format!("bytes={}", vec!["0-"; 32].join(","));
+    let a = call(&api, Method::GET, "/data/test/bam", &[("range", &all)]).await;
+    assert_eq!(a.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(
+        a.header(header::CONTENT_RANGE),
+        format!("bytes 0-{}/{n}", n - 1)
+    );
+    assert_eq!(a.body, bam);
+    // Overlapping and adjacent pieces: one part.
+    let a = call(
+        &api,
+        Method::GET,
+        "/data/test/bam",
+        &[("range", "bytes=100-199,0-99,50-150,200-299")],
+    )
+    .await;
+    assert_eq!(a.header(header::CONTENT_RANGE), format!("bytes 0-299/{n}"));
+    assert_eq!(a.body, bam[..300]);
+    // Many small ranges far apart whose part headers would outweigh the file: the file once.
+    let tiny: Vec<String> = (0..32).map(|i| format!("{0}-{0}", i * (n / 32))).collect();
+    let a = call(
+        &api,
+        Method::GET,
+        "/data/test/bam",
+        &[("range", &format!("bytes={}", tiny.join(",")))],
+    )
+    .await;
+    assert!(
+        a.body.len() <= n,
+        "{} bytes sent for a {n}-byte file",
+        a.body.len()
+    );
 }
 
 #[tokio::test]
@@ -492,7 +546,14 @@ async fn a_cold_get_answers_202_and_converges_on_one_job() {
         ids.push(a.json()["job_id"].as_str().unwrap().to_owned());
     }
     assert!(ids.iter().all(|i| i == &ids[0]), "{ids:?}");
-    let job = call(&api, Method::GET, &format!("/jobs/{}", ids[0]), &[]).await;
+    let admin = format!("Bearer {ADMIN}");
+    let job = call(
+        &api,
+        Method::GET,
+        &format!("/jobs/{}", ids[0]),
+        &[("authorization", &admin)],
+    )
+    .await;
     assert_eq!(job.status, StatusCode::OK);
     let job = job.json();
     assert_eq!(job["status"], "pending");
@@ -578,7 +639,7 @@ async fn passthrough_formats_are_served_as_they_are() {
 #[tokio::test]
 async fn an_upstream_index_is_served_with_its_source() {
     let api = api().await;
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir_in(api.dir.path()).unwrap();
     let bam = dir.path().join("up.bam");
     std::fs::copy(testdata("gstt1_sample.bam"), &bam).unwrap();
     assert!(
@@ -811,4 +872,173 @@ async fn a_draining_api_refuses_cold_work_but_serves_what_is_ready() {
         call(&api, Method::GET, "/healthz", &[]).await.status,
         StatusCode::OK
     );
+}
+
+/// A request body that sends one chunk and then never ends: a handler that reads it hangs.
+fn endless_body() -> Body {
+    let first = futures::stream::once(async {
+        Ok::<_, std::io::Error>(axum::body::Bytes::from_static(b"{\"dcc\":"))
+    });
+    Body::from_stream(first.chain(futures::stream::pending()))
+}
+
+#[tokio::test]
+async fn the_admin_token_is_checked_before_any_body_is_read() {
+    let api = api().await;
+    for (method, uri) in [
+        (Method::POST, "/files"),
+        (
+            Method::POST,
+            "/jobs/01a20724-5395-7784-9552-4d1ec364cca6/retry",
+        ),
+        (
+            Method::POST,
+            "/jobs/01a20724-5395-7784-9552-4d1ec364cca6/cancel",
+        ),
+    ] {
+        for auth in [None, Some("Bearer wrong-token-0123456789")] {
+            let headers: Vec<(&str, &str)> =
+                auth.map(|a| ("authorization", a)).into_iter().collect();
+            // The answer must come while the body is still being sent; if the handler read the
+            // body first it would wait forever, and the bound below says so.
+            let a = tokio::time::timeout(
+                std::time::Duration::from_secs(30),
+                call_body(&api, method.clone(), uri, &headers, endless_body()),
+            )
+            .await
+            .unwrap_or_else(|_| panic!("{method} {uri}: the body was read before the token check"));
+            assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{method} {uri}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_public_views_hide_credentials_workers_and_stderr() {
+    use htsprep_shared::domain::{JobFailure, WorkerRef, workflow_key};
+    use htsprep_shared::jobstore::{ClaimRequest, JobPolicy, JobStoreExt};
+
+    let api = api().await;
+    let mut file = record("signed", Format::Bam, &testdata("gstt1_sample.bam"));
+    file.access_url = AccessUrl::parse(
+        "https://reader:hunter2@bucket.example/a.bam?X-Amz-Credential=AKIA123&X-Amz-Signature=deadbeef",
+    )
+    .unwrap();
+    file.sidecars.insert(
+        SidecarKind::Bai,
+        AccessUrl::parse("https://bucket.example/a.bam.bai?X-Amz-Signature=cafe").unwrap(),
+    );
+    api.state.catalog.put(&file).await.unwrap();
+    for uri in ["/files", "/files/test/signed"] {
+        let public = call(&api, Method::GET, uri, &[]).await;
+        let text = String::from_utf8_lossy(&public.body).to_string();
+        assert_eq!(public.status, StatusCode::OK);
+        assert!(
+            text.contains("https://reader@bucket.example/a.bam"),
+            "{text}"
+        );
+        for secret in ["hunter2", "AKIA123", "deadbeef", "cafe", "X-Amz"] {
+            assert!(!text.contains(secret), "{uri} shows {secret}: {text}");
+        }
+        let admin = call(
+            &api,
+            Method::GET,
+            uri,
+            &[("authorization", &format!("Bearer {ADMIN}"))],
+        )
+        .await;
+        let text = String::from_utf8_lossy(&admin.body).to_string();
+        assert!(
+            text.contains("X-Amz-Signature=deadbeef") && text.contains("hunter2"),
+            "{text}"
+        );
+        let wrong = call(&api, Method::GET, uri, &[("authorization", "Bearer nope")]).await;
+        assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    }
+
+    // A job that ran on a worker and failed with stderr.
+    let claim = api
+        .state
+        .store
+        .claim(&ClaimRequest {
+            workflow_key: workflow_key(&file),
+            dcc: file.dcc.clone(),
+            local_id: file.local_id.clone(),
+            policy: JobPolicy {
+                stale_after: std::time::Duration::from_secs(600),
+                max_attempts: 3,
+            },
+            driver: None,
+        })
+        .await
+        .unwrap();
+    let fence = htsprep_shared::jobstore::Fence::of(&claim.job);
+    let worker = WorkerRef {
+        provider: "ecs".into(),
+        resource_id: "arn:aws:ecs:us-east-1:123456789012:task/c/0123abcd".into(),
+        address: "10.0.3.7:50051".into(),
+    };
+    api.state.store.mark_running(&fence, worker).await.unwrap();
+    let mut failure = JobFailure::new("samtools sort failed (exit 1)\nsecond line with /work/path");
+    failure.stage = Some("sort".into());
+    failure.command = Some("samtools sort -T /work/job-1/tmp".into());
+    failure.stderr_tail = Some("[E::hts_open] MONGODB_URI=mongodb://u:p@db".into());
+    failure.exit_status = Some(1);
+    api.state.store.fail(&fence, failure).await.unwrap();
+
+    let uri = format!("/jobs/{}", claim.job.job_id);
+    let public = call(&api, Method::GET, &uri, &[]).await;
+    let text = String::from_utf8_lossy(&public.body).to_string();
+    let j = public.json();
+    assert_eq!(j["status"], "failed");
+    assert_eq!(j["error"]["message"], "samtools sort failed (exit 1)");
+    assert_eq!(j["error"]["stage"], "sort");
+    for secret in [
+        "10.0.3.7",
+        "arn:aws",
+        "0123abcd",
+        "MONGODB_URI",
+        "/work/",
+        "second line",
+    ] {
+        assert!(
+            !text.contains(secret),
+            "public /jobs shows {secret}: {text}"
+        );
+    }
+    let admin = call(
+        &api,
+        Method::GET,
+        &uri,
+        &[("authorization", &format!("Bearer {ADMIN}"))],
+    )
+    .await;
+    let j = admin.json();
+    assert_eq!(j["worker"]["address"], "10.0.3.7:50051");
+    assert!(
+        j["error"]["stderr_tail"]
+            .as_str()
+            .unwrap()
+            .contains("hts_open")
+    );
+    assert!(!j["events"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_file_source_outside_the_file_roots_is_refused() {
+    let api = api().await;
+    let outside = tempfile::tempdir().unwrap();
+    let bw = outside.path().join("secret.bw");
+    std::fs::copy(testdata("pybigwig_test.bw"), &bw).unwrap();
+    // A symlink under a root that points outside it is refused too.
+    let link = api.dir.path().join("link.bw");
+    std::os::unix::fs::symlink(&bw, &link).unwrap();
+    for (id, path) in [("outside", &bw), ("link", &link)] {
+        let file = record(id, Format::BigWig, path);
+        api.state.catalog.put(&file).await.unwrap();
+        let a = call(&api, Method::GET, &format!("/data/test/{id}"), &[]).await;
+        assert_eq!(a.status, StatusCode::BAD_GATEWAY, "{id}");
+        let m = a.json()["message"].as_str().unwrap().to_owned();
+        assert!(m.contains("outside HTSPREP_FILE_ROOTS"), "{id}: {m}");
+        assert!(a.body.len() < 1000);
+    }
 }

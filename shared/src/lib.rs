@@ -11,6 +11,7 @@ pub mod clock;
 pub mod domain;
 pub mod jobstore;
 pub mod mongo;
+pub mod outbound;
 pub mod process;
 pub mod retry;
 pub mod settings;

@@ -35,6 +35,7 @@ impl ApiProcess {
             .env("RUST_LOG", "info")
             // Never dial a worker address outside loopback (an emulator's invented 10.x).
             .env("HTSPREP_LOOPBACK_ONLY", "true")
+            .env("HTSPREP_FILE_ROOTS", crate::file_roots())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         for (k, v) in extra {
@@ -76,9 +77,11 @@ impl ApiProcess {
         resp.json().await.expect("import report")
     }
 
+    /// A GET as the operator (with the admin token): `/jobs/{id}` shows workers and events.
     pub async fn get_json(&self, path: &str) -> serde_json::Value {
         self.http
             .get(self.url(path))
+            .bearer_auth(ADMIN)
             .send()
             .await
             .expect(path)

@@ -122,6 +122,7 @@ impl EcsWorld {
             ("MONGODB_DATABASE", &self.database),
             ("HTSPREP_CREATE_INDEXES", "false"),
             ("HTSPREP_WORKER_HEALTH_LISTEN", "127.0.0.1:8081"),
+            ("HTSPREP_FILE_ROOTS", &crate::file_roots()),
         ]);
         c.secrets = vec![
             ("HTSPREP_WORKER_TOKEN".into(), TOKEN_SECRET.into()),

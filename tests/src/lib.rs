@@ -17,6 +17,16 @@ pub fn testdata() -> PathBuf {
     repo_root().join("testdata")
 }
 
+/// `HTSPREP_FILE_ROOTS` for the processes tests start: `file://` sources come from the
+/// repository's testdata and from temporary directories.
+pub fn file_roots() -> String {
+    format!(
+        "{},{}",
+        testdata().display(),
+        std::env::temp_dir().display()
+    )
+}
+
 /// A built workspace binary. `scripts/test.sh` builds them before the tests run; running
 /// `cargo build --workspace --bins` by hand does the same.
 pub fn bin(name: &str) -> PathBuf {

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use htsprep_shared::outbound::SourcePolicy;
 use htsprep_shared::settings::{ConfigError, EnvReader};
 use htsprep_shared::storage::StorageConfig;
 
@@ -38,6 +39,9 @@ pub struct WorkerConfig {
     /// `ECS_CONTAINER_METADATA_URI_V4` (set by the ECS agent on Fargate): where the worker reads
     /// its task ARN and private IP.
     pub ecs_metadata_uri: Option<String>,
+    /// What sources may be fetched, and the timeouts (`HTSPREP_FILE_ROOTS`,
+    /// `HTSPREP_ALLOW_PRIVATE_SOURCES`, `HTSPREP_SOURCE_*_TIMEOUT_SECONDS`).
+    pub sources: SourcePolicy,
 }
 
 impl fmt::Debug for WorkerConfig {
@@ -55,6 +59,7 @@ impl fmt::Debug for WorkerConfig {
             .field("provider", &self.provider)
             .field("resource_id", &self.resource_id)
             .field("ecs_metadata_uri", &self.ecs_metadata_uri)
+            .field("sources", &self.sources)
             .finish()
     }
 }
@@ -118,6 +123,7 @@ impl WorkerConfig {
             .into()
         });
         let resource_id = env.optional("HTSPREP_WORKER_RESOURCE_ID");
+        let sources = SourcePolicy::read(&mut env);
         env.finish()?;
         Ok(Self {
             grpc_listen,
@@ -132,6 +138,7 @@ impl WorkerConfig {
             provider,
             resource_id,
             ecs_metadata_uri,
+            sources,
         })
     }
 }

@@ -1,5 +1,7 @@
 //! Downloads a source to a local file, hashing it on the way, and refuses it unless its md5 (and
 //! size, when the catalog knows it) match and its compression is one the pipelines can read.
+//! Every request follows the source policy (`htsprep_shared::outbound`); a body longer than the
+//! catalog size is cut off as soon as it passes it.
 
 mod drs;
 mod error;
@@ -9,10 +11,14 @@ mod sink;
 mod sniff;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use htsprep_shared::domain::{AccessUrl, Md5};
+use htsprep_shared::outbound::{SourceClient, SourcePolicy};
 use tokio_util::sync::CancellationToken;
+
+use sink::Target;
 
 pub use error::FetchError;
 pub use sniff::{Compression, sniff_compression};
@@ -33,11 +39,9 @@ pub struct Expected {
     pub size: u64,
 }
 
+/// Retries of transient failures; timeouts and what may be fetched are the source policy's.
 #[derive(Clone, Debug)]
 pub struct FetchOptions {
-    pub connect_timeout: Duration,
-    /// The longest silence allowed while reading a body.
-    pub read_timeout: Duration,
     /// Attempts for transient failures (connection errors, timeouts, 5xx, 429).
     pub attempts: u32,
     pub backoff: Duration,
@@ -46,8 +50,6 @@ pub struct FetchOptions {
 impl Default for FetchOptions {
     fn default() -> Self {
         Self {
-            connect_timeout: Duration::from_secs(10),
-            read_timeout: Duration::from_secs(60),
             attempts: 4,
             backoff: Duration::from_millis(500),
         }
@@ -56,20 +58,17 @@ impl Default for FetchOptions {
 
 #[derive(Clone, Debug)]
 pub struct Fetcher {
-    http: reqwest::Client,
+    http: SourceClient,
     options: FetchOptions,
     /// For `s3://` sources; without it they fail with a clear reason.
     s3: Option<aws_sdk_s3::Client>,
 }
 
 impl Fetcher {
-    pub fn new(options: FetchOptions) -> Result<Self, FetchError> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(options.connect_timeout)
-            .read_timeout(options.read_timeout)
-            .user_agent(concat!("htsprep-worker/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| FetchError::Setup(e.to_string()))?;
+    pub fn new(policy: Arc<SourcePolicy>, options: FetchOptions) -> Result<Self, FetchError> {
+        let http = policy
+            .client(concat!("htsprep-worker/", env!("CARGO_PKG_VERSION")))
+            .map_err(FetchError::Setup)?;
         Ok(Self {
             http,
             options,
@@ -92,14 +91,20 @@ impl Fetcher {
         progress: &(dyn Fn(u64) + Send + Sync),
         cancel: &CancellationToken,
     ) -> Result<Fetched, FetchError> {
+        let target = Target {
+            dest,
+            max_size: (expected.size != 0).then_some(expected.size),
+            progress,
+        };
+        let target = &target;
         let fetch = async {
             let (size, md5) = match url.scheme() {
-                "file" => sink::copy_file(url, dest, progress).await?,
+                "file" => sink::copy_file(url, self.http.policy(), target).await?,
                 "http" | "https" => {
-                    http::download(&self.http, &self.options, url.as_url(), dest, progress).await?
+                    http::download(&self.http, &self.options, url.as_url(), target).await?
                 }
                 "s3" => match &self.s3 {
-                    Some(client) => s3::download(client, url.as_url(), dest, progress).await?,
+                    Some(client) => s3::download(client, url.as_url(), target).await?,
                     None => {
                         return Err(FetchError::UnsupportedScheme {
                             url: url.to_string(),
@@ -109,8 +114,7 @@ impl Fetcher {
                 },
                 "drs" => {
                     let resolved = drs::resolve(&self.http, &self.options, url.as_url()).await?;
-                    http::download_resolved(&self.http, &self.options, &resolved, dest, progress)
-                        .await?
+                    http::download_resolved(&self.http, &self.options, &resolved, target).await?
                 }
                 other => {
                     return Err(FetchError::UnsupportedScheme {

@@ -72,7 +72,7 @@ pub async fn run(
     let ctx = JobContext {
         store,
         artifacts,
-        fetcher: Fetcher::new(FetchOptions::default())?
+        fetcher: Fetcher::new(Arc::new(config.sources.clone()), FetchOptions::default())?
             .with_s3(config.storage.aws.s3_client().await),
         worker: me,
         work_root: config.work_dir.clone(),

@@ -45,6 +45,7 @@ fn start(extra: &[(&str, &str)]) -> Worker {
         .env("HTSPREP_WORKER_HEALTH_LISTEN", "127.0.0.1:0")
         .env("HTSPREP_HEARTBEAT_SECONDS", "1")
         .env("HTSPREP_WORKER_TOKEN", TOKEN)
+        .env("HTSPREP_FILE_ROOTS", repo_testdata(""))
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());

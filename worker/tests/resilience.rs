@@ -295,9 +295,12 @@ async fn s3_sources_are_fetched_and_checked() {
         .await
         .unwrap();
     let mut h = Harness::new().await;
-    h.ctx.fetcher = htsprep_worker::fetch::Fetcher::new(Default::default())
-        .unwrap()
-        .with_s3(client);
+    h.ctx.fetcher = htsprep_worker::fetch::Fetcher::new(
+        std::sync::Arc::new(harness::test_sources()),
+        Default::default(),
+    )
+    .unwrap()
+    .with_s3(client);
     let url = format!("s3://{bucket}/sources/peaks%20file.broadPeak");
     let ran = h
         .run(

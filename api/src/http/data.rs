@@ -18,7 +18,7 @@ use htsprep_shared::jobstore::ClaimOutcome;
 use super::AppState;
 use super::error::ApiError;
 use super::serve::{ArtifactOpener, serve};
-use super::view::JobView;
+use super::view::{JobView, one_line};
 use crate::executor::{Ensured, ExecError};
 use crate::upstream::UpstreamOpener;
 
@@ -349,11 +349,7 @@ pub(crate) fn exec_error(e: ExecError) -> ApiError {
 }
 
 fn failed(file: &FileRecord, job: &JobRecord) -> ApiError {
-    let reason = job
-        .error
-        .as_ref()
-        .map(|e| e.message.as_str())
-        .unwrap_or_default();
+    let reason = job.error.as_ref().map(one_line).unwrap_or_default();
     ApiError::JobFailed {
         job_id: job.job_id.to_string(),
         message: format!("preparing {}/{} failed: {reason}", file.dcc, file.local_id),
@@ -370,7 +366,7 @@ pub(crate) async fn status(
         Target::Artifacts { index, .. } => {
             let ready = is_ready(&state, &index).await?;
             let key = htsprep_shared::domain::workflow_key(&file);
-            let active = state.store.find_active(&key).await?.map(JobView::from);
+            let active = state.store.find_active(&key).await?.map(JobView::public);
             (ready, active)
         }
     };

@@ -128,6 +128,12 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<htsprep_shared::outbound::Refused> for ApiError {
+    fn from(e: htsprep_shared::outbound::Refused) -> Self {
+        ApiError::Upstream(e.to_string())
+    }
+}
+
 impl From<RangeHeaderError> for ApiError {
     fn from(e: RangeHeaderError) -> Self {
         ApiError::BadRequest(e.to_string())

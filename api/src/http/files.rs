@@ -4,14 +4,15 @@ use std::collections::HashMap;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use htsprep_shared::catalog::{CatalogQuery, import_manifest};
 use htsprep_shared::domain::Ident;
 
 use super::AppState;
-use super::admin::require_admin;
+use super::admin::{Admin, Viewer};
 use super::error::{ApiError, page_limit};
+use super::view::file_view;
 
 fn ident(field: &str, v: &str) -> Result<Ident, ApiError> {
     Ident::parse(v).map_err(|e| ApiError::BadRequest(format!("{field}: {e}")))
@@ -19,6 +20,7 @@ fn ident(field: &str, v: &str) -> Result<Ident, ApiError> {
 
 pub(crate) async fn list(
     State(state): State<AppState>,
+    viewer: Viewer,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let dcc = q.get("dcc").map(|d| ident("dcc", d)).transpose()?;
@@ -37,28 +39,34 @@ pub(crate) async fn list(
         .list(&CatalogQuery { dcc, limit, after })
         .await?;
     let next = page.next.map(|(d, l)| format!("{d}/{l}"));
-    Ok(axum::Json(serde_json::json!({"files": page.files, "next": next})).into_response())
+    let files: Vec<_> = page
+        .files
+        .into_iter()
+        .map(|f| file_view(f, viewer))
+        .collect();
+    Ok(axum::Json(serde_json::json!({"files": files, "next": next})).into_response())
 }
 
 pub(crate) async fn get(
     State(state): State<AppState>,
+    viewer: Viewer,
     Path((dcc, local_id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let file = state
         .catalog
         .get(&ident("dcc", &dcc)?, &ident("local_id", &local_id)?)
         .await?;
-    Ok(axum::Json(file).into_response())
+    Ok(axum::Json(file_view(file, viewer)).into_response())
 }
 
 /// Registers files from a JSON Lines body (one record per line). Bad rows are reported with
-/// their line number; good rows are imported. 422 if any row was rejected.
+/// their line number; good rows are imported. 422 if any row was rejected. The token is checked
+/// before the body is read.
 pub(crate) async fn import(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: Admin,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    require_admin(&state, &headers)?;
     let report = import_manifest(state.catalog.as_ref(), &body[..])
         .await
         .map_err(|e| match e {
@@ -89,10 +97,9 @@ pub(crate) async fn import(
 
 pub(crate) async fn delete(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: Admin,
     Path((dcc, local_id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    require_admin(&state, &headers)?;
     let (d, l) = (ident("dcc", &dcc)?, ident("local_id", &local_id)?);
     if state.catalog.delete(&d, &l).await? {
         Ok(StatusCode::NO_CONTENT.into_response())

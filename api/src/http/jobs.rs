@@ -4,13 +4,13 @@
 use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use htsprep_shared::domain::{JobId, JobStatus};
 use htsprep_shared::jobstore::{JobStoreExt, ListQuery, PageCursor};
 
 use super::AppState;
-use super::admin::require_admin;
+use super::admin::{Admin, Viewer};
 use super::data::exec_error;
 use super::error::{ApiError, page_limit};
 use super::view::JobView;
@@ -20,22 +20,24 @@ fn parse_id(job_id: &str) -> Result<JobId, ApiError> {
     JobId::parse(job_id).ok_or_else(|| ApiError::BadRequest(format!("{job_id:?} is not a job id")))
 }
 
+/// The operator's view with the admin token; otherwise the public one (status, stages,
+/// progress, a one-line error).
 pub(crate) async fn get(
     State(state): State<AppState>,
+    viewer: Viewer,
     Path(job_id): Path<String>,
 ) -> Result<Response, ApiError> {
     let job = state.store.get(&parse_id(&job_id)?).await?;
-    Ok(axum::Json(JobView::from(job)).into_response())
+    Ok(axum::Json(JobView::for_viewer(job, viewer)).into_response())
 }
 
 /// Retries a failed job: its failure stops standing for the file, and the file is prepared
 /// again at once (`202` with the new job, or `200` if it is already prepared).
 pub(crate) async fn retry(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: Admin,
     Path(job_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    require_admin(&state, &headers)?;
     let failed = state.store.request_retry(&parse_id(&job_id)?).await?;
     let file = state.catalog.get(&failed.dcc, &failed.local_id).await?;
     match state.executor.ensure(&file).await.map_err(exec_error)? {
@@ -55,10 +57,9 @@ pub(crate) async fn retry(
 /// next heartbeat.
 pub(crate) async fn cancel(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: Admin,
     Path(job_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    require_admin(&state, &headers)?;
     let job = state.store.cancel(&parse_id(&job_id)?, CANCELLED).await?;
     Ok(axum::Json(JobView::from(job)).into_response())
 }
@@ -68,10 +69,9 @@ pub const CANCELLED: &str = "cancelled by an operator";
 
 pub(crate) async fn list(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: Admin,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    require_admin(&state, &headers)?;
     let status = match q.get("status") {
         None => None,
         Some(s) => Some(JobStatus::parse(s).ok_or_else(|| {

@@ -3,13 +3,13 @@
 use std::sync::atomic::Ordering;
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use htsprep_shared::catalog::CatalogQuery;
 use htsprep_shared::jobstore::ListQuery;
 
 use super::AppState;
-use super::admin::require_admin;
+use super::admin::Admin;
 use super::error::ApiError;
 
 pub(crate) async fn healthz() -> Response {
@@ -41,11 +41,7 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Result<Response, Ap
 }
 
 /// Prometheus text format.
-pub(crate) async fn metrics(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    require_admin(&state, &headers)?;
+pub(crate) async fn metrics(State(state): State<AppState>, _: Admin) -> Result<Response, ApiError> {
     let m = &state.metrics;
     let e = state.executor.stats();
     let lines = [

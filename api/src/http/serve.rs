@@ -1,7 +1,8 @@
 //! Serving one object with exact Range semantics (RFC 9110): 206 with `Content-Range` for a
-//! satisfiable range (end clamped to the size), `multipart/byteranges` for several, 416 with
-//! `bytes */N` when nothing is satisfiable, 200 without Range, conditional requests with
-//! `If-None-Match` and `If-Range`. Never a 200 for a mid-file range.
+//! satisfiable range (end clamped to the size), `multipart/byteranges` for several (coalesced;
+//! the whole representation instead when the parts would outweigh it), 416 with `bytes */N`
+//! when nothing is satisfiable, 200 without Range or with a unit other than bytes, conditional
+//! requests with `If-None-Match` and `If-Range`. Never a 200 for a mid-file range alone.
 
 use async_trait::async_trait;
 use axum::body::Body;
@@ -14,7 +15,7 @@ use htsprep_shared::artifacts::{
 };
 
 use super::error::ApiError;
-use super::range::parse_range_header;
+use super::range::{Plan, parse_range_header, plan};
 
 /// Something that can be read by range: an artifact, or an upstream source.
 #[async_trait]
@@ -108,7 +109,7 @@ pub async fn serve(
             let v = v
                 .to_str()
                 .map_err(|_| ApiError::BadRequest("Range header is not ASCII".into()))?;
-            Some(parse_range_header(v)?)
+            parse_range_header(v)?
         }
         None => None,
     };
@@ -225,23 +226,13 @@ async fn multi(
     {
         return full(method, content_type, opener, None).await;
     }
-    // Unsatisfiable members are dropped; if none is left the whole request is.
-    let mut resolved = Vec::new();
-    for r in ranges {
-        match r.as_range(meta.size) {
-            Ok(rr) => resolved.push(rr),
-            Err(htsprep_shared::artifacts::RangeError::NotSatisfiable { .. }) => {}
-            Err(e) => return Err(ApiError::BadRequest(e.to_string())),
-        }
-    }
-    match resolved.len() {
-        0 => return Err(ApiError::RangeNotSatisfiable { size: meta.size }),
-        1 => {
-            let r = resolved.remove(0);
-            let got = opener.get(Some(GetRange::Bounded(r))).await?;
-            return Ok(partial(method, content_type, got));
-        }
-        _ => {}
+    let mut parts = match plan(&ranges, meta.size) {
+        Plan::Unsatisfiable => return Err(ApiError::RangeNotSatisfiable { size: meta.size }),
+        Plan::Parts(parts) => parts,
+    };
+    if parts.len() == 1 {
+        let got = opener.get(Some(GetRange::Bounded(parts.remove(0)))).await?;
+        return Ok(partial(method, content_type, got));
     }
     let boundary = format!("htsprep-{}", uuid_like(&meta));
     let part_head = |r: &std::ops::Range<u64>| {
@@ -253,11 +244,16 @@ async fn multi(
         )
     };
     let closing = format!("\r\n--{boundary}--\r\n");
-    let length: u64 = resolved
+    let length: u64 = parts
         .iter()
         .map(|r| part_head(r).len() as u64 + (r.end - r.start))
         .sum::<u64>()
         + closing.len() as u64;
+
+    if length > meta.size {
+        // The part headers would outweigh what they save: send the representation once.
+        return full(method, content_type, opener, None).await;
+    }
 
     let mut resp = Response::new(Body::empty());
     *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
@@ -272,12 +268,12 @@ async fn multi(
     if method == Method::HEAD {
         return Ok(resp);
     }
-    let mut parts = Vec::with_capacity(resolved.len());
-    for r in &resolved {
+    let mut bodies = Vec::with_capacity(parts.len());
+    for r in &parts {
         let got = opener.get(Some(GetRange::Bounded(r.clone()))).await?;
-        parts.push((Bytes::from(part_head(r)), got.stream));
+        bodies.push((Bytes::from(part_head(r)), got.stream));
     }
-    let stream = futures::stream::iter(parts)
+    let stream = futures::stream::iter(bodies)
         .flat_map(|(head, body)| {
             futures::stream::once(async move { Ok::<Bytes, ArtifactError>(head) }).chain(body)
         })
@@ -296,4 +292,184 @@ fn uuid_like(meta: &ObjectMeta) -> String {
         h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
     }
     format!("{h:016x}{:x}", meta.size)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use htsprep_shared::artifacts::RangeError;
+    use proptest::prelude::*;
+
+    /// An object in memory, served in chunks of `chunk` bytes.
+    struct Mem {
+        data: Bytes,
+        chunk: usize,
+    }
+
+    impl Mem {
+        fn meta(&self) -> ObjectMeta {
+            ObjectMeta {
+                size: self.data.len() as u64,
+                etag: "e1".into(),
+                last_modified: chrono::DateTime::<chrono::Utc>::default(),
+            }
+        }
+    }
+
+    #[async_trait]
+    impl Opener for Mem {
+        async fn head(&self) -> Result<ObjectMeta, ApiError> {
+            Ok(self.meta())
+        }
+        async fn get(&self, range: Option<GetRange>) -> Result<GetResult, ApiError> {
+            let meta = self.meta();
+            let r = match range {
+                None => 0..meta.size,
+                Some(r) => r.as_range(meta.size).map_err(|e| match e {
+                    RangeError::NotSatisfiable { size, .. } => {
+                        ApiError::RangeNotSatisfiable { size }
+                    }
+                    other => ApiError::BadRequest(other.to_string()),
+                })?,
+            };
+            let bytes = self.data.slice(r.start as usize..r.end as usize);
+            let chunks: Vec<Result<Bytes, ArtifactError>> = (0..bytes.len())
+                .step_by(self.chunk)
+                .map(|i| Ok(bytes.slice(i..(i + self.chunk).min(bytes.len()))))
+                .collect();
+            Ok(GetResult {
+                meta,
+                range: r,
+                stream: futures::stream::iter(chunks).boxed(),
+            })
+        }
+    }
+
+    /// Splits a `multipart/byteranges` body into (Content-Range, payload) pairs.
+    fn parts_of(body: &[u8], boundary: &str) -> Vec<(String, Vec<u8>)> {
+        let delim = format!("\r\n--{boundary}");
+        let text = body;
+        let mut out = Vec::new();
+        let mut pos = 0;
+        let find = |from: usize, pat: &[u8]| {
+            text[from..]
+                .windows(pat.len())
+                .position(|w| w == pat)
+                .map(|i| i + from)
+        };
+        while let Some(start) = find(pos, delim.as_bytes()) {
+            let after = start + delim.len();
+            if text[after..].starts_with(b"--") {
+                break;
+            }
+            let head_end = find(after, b"\r\n\r\n").expect("part headers end");
+            let head = String::from_utf8(text[after..head_end].to_vec()).unwrap();
+            let range = head
+                .lines()
+                .find_map(|l| l.strip_prefix("Content-Range: "))
+                .expect("Content-Range")
+                .to_owned();
+            let payload_start = head_end + 4;
+            let next = find(payload_start, delim.as_bytes()).expect("next delimiter");
+            out.push((range, text[payload_start..next].to_vec()));
+            pos = next;
+        }
+        out
+    }
+
+    fn content_range(v: &str) -> (u64, u64, u64) {
+        let rest = v.strip_prefix("bytes ").unwrap();
+        let (r, total) = rest.split_once('/').unwrap();
+        let (a, b) = r.split_once('-').unwrap();
+        (
+            a.parse().unwrap(),
+            b.parse().unwrap(),
+            total.parse().unwrap(),
+        )
+    }
+
+    async fn answer(mem: &Mem, range: &str) -> (StatusCode, HeaderMap, Vec<u8>) {
+        let mut h = HeaderMap::new();
+        h.insert(header::RANGE, HeaderValue::from_str(range).unwrap());
+        let resp = serve(&Method::GET, &h, "application/octet-stream", mem)
+            .await
+            .unwrap();
+        let (parts, body) = resp.into_parts();
+        let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+        (parts.status, parts.headers, bytes.to_vec())
+    }
+
+    fn spec(size: u64) -> impl Strategy<Value = String> {
+        prop_oneof![
+            (0..size + 10, 0..size).prop_map(|(a, len)| format!("{a}-{}", a + len)),
+            (0..size + 10).prop_map(|a| format!("{a}-")),
+            (1..size + 10).prop_map(|n| format!("-{n}")),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+        /// Whatever the ranges, every byte asked for comes back at its offset, the answer is
+        /// never much larger than the object, and the declared length is the length sent.
+        #[test]
+        fn multipart_parts_reread_equal_the_ranges_asked(
+            (size, specs) in (1u64..3000).prop_flat_map(|n| (Just(n), prop::collection::vec(spec(n), 2..12))),
+            chunk in 1usize..700,
+        ) {
+            let data: Bytes = (0..size).map(|i| (i * 31 % 251) as u8).collect::<Vec<u8>>().into();
+            let mem = Mem { data: data.clone(), chunk };
+            let header = format!("bytes={}", specs.join(","));
+            let asked: Vec<std::ops::Range<u64>> = parse_range_header(&header)
+                .unwrap()
+                .unwrap()
+                .iter()
+                .filter_map(|r| r.as_range(size).ok())
+                .collect();
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let (status, headers, body) = rt.block_on(answer(&mem, &header));
+            let declared: usize = headers[header::CONTENT_LENGTH].to_str().unwrap().parse().unwrap();
+            prop_assert_eq!(declared, body.len());
+            let served: Vec<(u64, Vec<u8>)> = match status {
+                StatusCode::RANGE_NOT_SATISFIABLE => {
+                    prop_assert!(asked.is_empty());
+                    return Ok(());
+                }
+                StatusCode::OK => {
+                    prop_assert_eq!(&body[..], &data[..]);
+                    vec![(0, body)]
+                }
+                StatusCode::PARTIAL_CONTENT => {
+                    let ct = headers[header::CONTENT_TYPE].to_str().unwrap().to_owned();
+                    if let Some(b) = ct.strip_prefix("multipart/byteranges; boundary=") {
+                        prop_assert!(body.len() as u64 <= size, "{} > {size}", body.len());
+                        let parts = parts_of(&body, b);
+                        prop_assert!(parts.len() >= 2);
+                        parts.into_iter().map(|(cr, payload)| {
+                            let (a, b, total) = content_range(&cr);
+                            assert_eq!(total, size);
+                            assert_eq!(payload.len() as u64, b - a + 1);
+                            (a, payload)
+                        }).collect()
+                    } else {
+                        let cr = headers[header::CONTENT_RANGE].to_str().unwrap();
+                        let (a, b, total) = content_range(cr);
+                        prop_assert_eq!(total, size);
+                        prop_assert_eq!(body.len() as u64, b - a + 1);
+                        vec![(a, body)]
+                    }
+                }
+                other => return Err(TestCaseError::fail(format!("status {other}"))),
+            };
+            for (a, payload) in &served {
+                prop_assert_eq!(&payload[..], &data[*a as usize..*a as usize + payload.len()]);
+            }
+            for w in &asked {
+                prop_assert!(
+                    served.iter().any(|(a, p)| *a <= w.start && w.end <= a + p.len() as u64),
+                    "range {:?} not served", w
+                );
+            }
+        }
+    }
 }

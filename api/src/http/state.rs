@@ -5,6 +5,7 @@ use std::sync::{Arc, RwLock};
 use htsprep_shared::artifacts::{ArtifactKey, ArtifactStore};
 use htsprep_shared::catalog::Catalog;
 use htsprep_shared::jobstore::JobStore;
+use htsprep_shared::outbound::SourceClient;
 
 use crate::executor::Executor;
 
@@ -15,7 +16,8 @@ pub struct AppState {
     pub store: Arc<dyn JobStore>,
     pub artifacts: Arc<dyn ArtifactStore>,
     pub executor: Executor,
-    pub http: reqwest::Client,
+    /// Reads upstream sources under the source policy.
+    pub http: SourceClient,
     /// Reads `s3://` sources (passthrough formats, `?raw=true`, sidecars).
     pub s3: aws_sdk_s3::Client,
     pub admin_token: Option<Arc<str>>,

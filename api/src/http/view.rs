@@ -1,13 +1,18 @@
 //! Domain to JSON for HTTP clients (the API's one place for it). The lease, a fencing token, is
-//! never shown.
+//! never shown; worker addresses, task ARNs, commands, stderr and source URLs' query strings
+//! only to the admin.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use htsprep_shared::domain::{
-    JobEvent, JobFailure, JobRecord, JobStatus, Progress, StageDone, WorkerRef,
+    AccessUrl, FileRecord, JobEvent, JobFailure, JobRecord, JobStatus, Progress, StageDone,
+    WorkerRef,
 };
+use htsprep_shared::outbound::redact;
 use serde::Serialize;
+
+use super::admin::Viewer;
 
 #[derive(Serialize)]
 pub struct JobView {
@@ -32,6 +37,55 @@ pub struct JobView {
     pub waiting_for: Option<String>,
     /// Where to poll.
     pub location: String,
+}
+
+/// The first line of a failure, at most 300 characters: what the public sees of it.
+pub fn one_line(failure: &JobFailure) -> String {
+    let line = failure.message.lines().next().unwrap_or_default();
+    match line.char_indices().nth(300) {
+        Some((cut, _)) => format!("{}…", &line[..cut]),
+        None => line.to_owned(),
+    }
+}
+
+impl JobView {
+    pub(crate) fn for_viewer(job: JobRecord, viewer: Viewer) -> Self {
+        match viewer {
+            Viewer::Admin => Self::from(job),
+            Viewer::Public => Self::public(job),
+        }
+    }
+
+    /// What anyone may see: status, stages, progress, a one-line error and the queue.
+    pub fn public(job: JobRecord) -> Self {
+        let error = job.error.as_ref().map(|e| JobFailure {
+            message: one_line(e),
+            stage: e.stage.clone(),
+            command: None,
+            exit_status: None,
+            stderr_tail: None,
+            retryable: e.retryable,
+        });
+        Self {
+            error,
+            worker: None,
+            events: Vec::new(),
+            ..Self::from(job)
+        }
+    }
+}
+
+/// A catalog record as `viewer` may see it: the public view drops URLs' query strings and
+/// passwords (presigned URLs carry credentials there).
+pub(crate) fn file_view(mut file: FileRecord, viewer: Viewer) -> FileRecord {
+    if viewer == Viewer::Public {
+        let hide = |u: &AccessUrl| AccessUrl::parse(&redact(u.as_url())).unwrap_or(u.clone());
+        file.access_url = hide(&file.access_url);
+        for url in file.sidecars.values_mut() {
+            *url = hide(url);
+        }
+    }
+    file
 }
 
 impl From<JobRecord> for JobView {

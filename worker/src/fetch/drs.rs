@@ -1,6 +1,7 @@
 //! GA4GH DRS: `drs://host/object_id` resolves to an https access URL
 //! (`GET https://host/ga4gh/drs/v1/objects/{id}`, then `/access/{access_id}` when needed).
 
+use htsprep_shared::outbound::SourceClient;
 use htsprep_shared::retry::{Retryable, backoff};
 use serde::Deserialize;
 use url::Url;
@@ -62,12 +63,12 @@ fn headers(list: &[String]) -> Vec<(String, String)> {
 }
 
 async fn get_json<T: for<'de> Deserialize<'de>>(
-    client: &reqwest::Client,
+    client: &SourceClient,
     drs: &Url,
     url: &Url,
 ) -> Result<T, FetchError> {
     let resp = client
-        .get(url.clone())
+        .request(reqwest::Method::GET, url)?
         .send()
         .await
         .map_err(|e| classify(url, &e))?;
@@ -81,7 +82,7 @@ async fn get_json<T: for<'de> Deserialize<'de>>(
 }
 
 pub(crate) async fn resolve(
-    client: &reqwest::Client,
+    client: &SourceClient,
     options: &FetchOptions,
     drs: &Url,
 ) -> Result<Resolved, FetchError> {

@@ -1,7 +1,15 @@
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
     #[error("could not set up the HTTP client: {0}")]
-    Setup(String),
+    Setup(#[source] reqwest::Error),
+    /// The source policy refused the URL, a redirect or an address before any connection.
+    #[error(transparent)]
+    Refused(#[from] htsprep_shared::outbound::Refused),
+    #[error(
+        "source {url} sent more than the {max} bytes the catalog gives as its size; the download \
+         was stopped"
+    )]
+    TooLarge { url: String, max: u64 },
     #[error("cannot fetch {url}: scheme {scheme:?} is not supported by this worker")]
     UnsupportedScheme { url: String, scheme: String },
     #[error("source {url} was not found ({reason})")]

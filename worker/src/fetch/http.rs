@@ -1,13 +1,14 @@
-//! HTTP(S) downloads, streamed to disk, retried with backoff on transient failures.
-
-use std::path::Path;
+//! HTTP(S) downloads through the source policy's client, streamed to disk, retried with backoff
+//! on transient failures.
 
 use futures::StreamExt;
 use htsprep_shared::domain::Md5;
+pub(crate) use htsprep_shared::outbound::redact;
+use htsprep_shared::outbound::{SourceClient, refusal_in};
 use htsprep_shared::retry::{Retryable, backoff};
 use url::Url;
 
-use super::sink::HashingFile;
+use super::sink::{HashingFile, Target};
 use super::{FetchError, FetchOptions};
 
 /// A URL to GET, with any headers its resolver (DRS) asked for.
@@ -18,27 +19,25 @@ pub(crate) struct Resolved {
 }
 
 pub(crate) async fn download(
-    client: &reqwest::Client,
+    client: &SourceClient,
     options: &FetchOptions,
     url: &Url,
-    dest: &Path,
-    progress: &(dyn Fn(u64) + Send + Sync),
+    target: &Target<'_>,
 ) -> Result<(u64, Md5), FetchError> {
     let resolved = Resolved {
         url: url.clone(),
         headers: Vec::new(),
     };
-    download_resolved(client, options, &resolved, dest, progress).await
+    download_resolved(client, options, &resolved, target).await
 }
 
 pub(crate) async fn download_resolved(
-    client: &reqwest::Client,
+    client: &SourceClient,
     options: &FetchOptions,
     resolved: &Resolved,
-    dest: &Path,
-    progress: &(dyn Fn(u64) + Send + Sync),
+    target: &Target<'_>,
 ) -> Result<(u64, Md5), FetchError> {
-    (|| try_once(client, resolved, dest, progress))
+    (|| try_once(client, resolved, target))
         .retry(backoff(options.attempts, options.backoff))
         .when(FetchError::is_retryable)
         .notify(|e, wait| {
@@ -47,15 +46,10 @@ pub(crate) async fn download_resolved(
         .await
 }
 
-/// A URL without its query string (signed URLs carry credentials there).
-pub(crate) fn redact(url: &Url) -> String {
-    let mut u = url.clone();
-    u.set_query(None);
-    let _ = u.set_password(None);
-    u.to_string()
-}
-
 pub(crate) fn classify(url: &Url, e: &reqwest::Error) -> FetchError {
+    if let Some(refused) = refusal_in(e) {
+        return FetchError::Refused(refused.clone());
+    }
     FetchError::Unreachable {
         url: redact(url),
         reason: if e.is_timeout() {
@@ -93,22 +87,21 @@ pub(crate) fn check_status(url: &Url, status: reqwest::StatusCode) -> Result<(),
 }
 
 async fn try_once(
-    client: &reqwest::Client,
+    client: &SourceClient,
     resolved: &Resolved,
-    dest: &Path,
-    progress: &(dyn Fn(u64) + Send + Sync),
+    target: &Target<'_>,
 ) -> Result<(u64, Md5), FetchError> {
-    let mut req = client.get(resolved.url.clone());
+    let mut req = client.request(reqwest::Method::GET, &resolved.url)?;
     for (k, v) in &resolved.headers {
         req = req.header(k, v);
     }
     let resp = req.send().await.map_err(|e| classify(&resolved.url, &e))?;
     check_status(&resolved.url, resp.status())?;
-    let mut out = HashingFile::create(dest).await?;
+    let mut out = HashingFile::create(target, redact(&resolved.url)).await?;
     let mut body = resp.bytes_stream();
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(|e| classify(&resolved.url, &e))?;
-        progress(out.write(&chunk).await?);
+        out.write(&chunk).await?;
     }
     out.finish().await
 }

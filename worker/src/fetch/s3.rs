@@ -1,14 +1,12 @@
 //! `s3://bucket/key` sources, streamed to disk with the worker's S3 client.
 
-use std::path::Path;
-
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::DisplayErrorContext;
 use htsprep_shared::domain::Md5;
 use url::Url;
 
 use super::FetchError;
-use super::sink::HashingFile;
+use super::sink::{HashingFile, Target};
 
 /// Decodes `%XX` escapes in a URL path.
 fn percent_decode(s: &str) -> String {
@@ -33,8 +31,7 @@ fn percent_decode(s: &str) -> String {
 pub(crate) async fn download(
     client: &Client,
     url: &Url,
-    dest: &Path,
-    progress: &(dyn Fn(u64) + Send + Sync),
+    target: &Target<'_>,
 ) -> Result<(u64, Md5), FetchError> {
     let bucket = url.host_str().unwrap_or_default();
     let key = percent_decode(url.path().trim_start_matches('/'));
@@ -68,13 +65,13 @@ pub(crate) async fn download(
             }
         })?;
     let mut body = out.body;
-    let mut file = HashingFile::create(dest).await?;
+    let mut file = HashingFile::create(target, url.to_string()).await?;
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(|e| FetchError::Unreachable {
             url: url.to_string(),
             reason: e.to_string(),
         })?;
-        progress(file.write(&chunk).await?);
+        file.write(&chunk).await?;
     }
     file.finish().await
 }

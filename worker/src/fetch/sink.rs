@@ -3,21 +3,33 @@
 use std::path::Path;
 
 use htsprep_shared::domain::{AccessUrl, Md5};
+use htsprep_shared::outbound::SourcePolicy;
 use md5::{Digest, Md5 as Md5Hasher};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::FetchError;
 
+/// Where a download goes: the file, the most bytes it may have (the catalog size, when known:
+/// a longer body is cut off as soon as it passes it) and who is told the bytes received.
+pub(crate) struct Target<'a> {
+    pub dest: &'a Path,
+    pub max_size: Option<u64>,
+    pub progress: &'a (dyn Fn(u64) + Send + Sync),
+}
+
 /// A file being written, with the running md5 and size of what was written.
-pub(crate) struct HashingFile {
+pub(crate) struct HashingFile<'a> {
     file: tokio::fs::File,
     hasher: Md5Hasher,
     size: u64,
+    target: &'a Target<'a>,
+    url: String,
 }
 
-impl HashingFile {
-    pub(crate) async fn create(dest: &Path) -> Result<Self, FetchError> {
-        let file = tokio::fs::File::create(dest)
+impl<'a> HashingFile<'a> {
+    /// Starts writing `target.dest` for the source `url` (redacted, for errors).
+    pub(crate) async fn create(target: &'a Target<'a>, url: String) -> Result<Self, FetchError> {
+        let file = tokio::fs::File::create(target.dest)
             .await
             .map_err(|source| FetchError::Io {
                 action: "create a file for",
@@ -27,12 +39,24 @@ impl HashingFile {
             file,
             hasher: Md5Hasher::new(),
             size: 0,
+            target,
+            url,
         })
     }
 
-    pub(crate) async fn write(&mut self, chunk: &[u8]) -> Result<u64, FetchError> {
+    /// Appends a chunk and tells the progress callback; refuses to grow past the limit.
+    pub(crate) async fn write(&mut self, chunk: &[u8]) -> Result<(), FetchError> {
+        let size = self.size + chunk.len() as u64;
+        if let Some(max) = self.target.max_size
+            && size > max
+        {
+            return Err(FetchError::TooLarge {
+                url: self.url.clone(),
+                max,
+            });
+        }
         self.hasher.update(chunk);
-        self.size += chunk.len() as u64;
+        self.size = size;
         self.file
             .write_all(chunk)
             .await
@@ -40,7 +64,8 @@ impl HashingFile {
                 action: "write",
                 source,
             })?;
-        Ok(self.size)
+        (self.target.progress)(self.size);
+        Ok(())
     }
 
     pub(crate) async fn finish(mut self) -> Result<(u64, Md5), FetchError> {
@@ -59,26 +84,20 @@ impl HashingFile {
     }
 }
 
-/// Copies a `file://` source.
+/// Copies a `file://` source from under the policy's file roots.
 pub(crate) async fn copy_file(
     url: &AccessUrl,
-    dest: &Path,
-    progress: &(dyn Fn(u64) + Send + Sync),
+    policy: &SourcePolicy,
+    target: &Target<'_>,
 ) -> Result<(u64, Md5), FetchError> {
-    let path = url
-        .as_url()
-        .to_file_path()
-        .map_err(|()| FetchError::NotFound {
-            url: url.to_string(),
-            reason: "not a local path".into(),
-        })?;
+    let path = policy.check_file(url.as_url())?;
     let mut src = tokio::fs::File::open(&path)
         .await
         .map_err(|e| FetchError::NotFound {
             url: url.to_string(),
             reason: e.to_string(),
         })?;
-    let mut out = HashingFile::create(dest).await?;
+    let mut out = HashingFile::create(target, url.to_string()).await?;
     let mut buf = vec![0u8; 256 * 1024];
     loop {
         let n = src.read(&mut buf).await.map_err(|source| FetchError::Io {
@@ -88,7 +107,7 @@ pub(crate) async fn copy_file(
         if n == 0 {
             break;
         }
-        progress(out.write(&buf[..n]).await?);
+        out.write(&buf[..n]).await?;
     }
     out.finish().await
 }

@@ -25,7 +25,9 @@ pub struct StageCommand {
     pub script: &'static str,
     /// Positional arguments (`$1`, `$2`, ...): paths chosen by the worker and fixed words.
     pub args: Vec<OsString>,
-    /// Extra environment (`SORT_MEM`, `SAMTOOLS_SORT_MEM`, ...). `TMPDIR` and `LC_ALL=C` are set.
+    /// The memory settings (`SORT_MEM`, `SAMTOOLS_SORT_MEM`, ...). Scripts see only these,
+    /// `PATH`, `LC_ALL=C` and `TMPDIR`: never the worker's own environment (its database URI,
+    /// token or credentials).
     pub env: Vec<(String, String)>,
     /// Working and temporary directory (per job; must exist).
     pub tmp_dir: PathBuf,
@@ -118,6 +120,11 @@ async fn read_tail(mut r: impl AsyncRead + Unpin, keep: usize) -> String {
     String::from_utf8_lossy(&buf).trim_end().to_owned()
 }
 
+/// The `PATH` stage scripts search: the worker's own, or the usual directories.
+fn stage_path() -> std::ffi::OsString {
+    std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into())
+}
+
 /// Runs a stage to completion, or until `cancel` fires.
 pub async fn run_stage(
     cmd: &StageCommand,
@@ -132,6 +139,8 @@ pub async fn run_stage(
         .arg(cmd.script)
         .arg(&cmd.name)
         .args(&cmd.args)
+        .env_clear()
+        .env("PATH", stage_path())
         .env("LC_ALL", "C")
         .env("TMPDIR", &cmd.tmp_dir)
         .envs(cmd.env.iter().map(|(k, v)| (k, v)))
@@ -234,6 +243,32 @@ mod tests {
             env: vec![],
             tmp_dir: dir.to_owned(),
         }
+    }
+
+    #[tokio::test]
+    async fn scripts_see_a_minimal_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = stage("env", &[], dir.path());
+        cmd.env = vec![("SORT_MEM".into(), "64M".into())];
+        let out = run_stage(&cmd, &CancellationToken::new(), Duration::from_secs(1))
+            .await
+            .unwrap();
+        let mut names: Vec<&str> = out
+            .stdout
+            .lines()
+            .filter_map(|l| l.split_once('=').map(|(k, _)| k))
+            .collect();
+        names.sort_unstable();
+        // bash adds PWD, SHLVL and _ itself; nothing of the worker's environment (this test
+        // process has HOME, CARGO_* and more) reaches the script.
+        assert_eq!(
+            names,
+            ["LC_ALL", "PATH", "PWD", "SHLVL", "SORT_MEM", "TMPDIR", "_"],
+            "{}",
+            out.stdout
+        );
+        // (The worker's environment here is the test's, which has variables to leak.)
+        assert!(std::env::vars().any(|(k, _)| k.starts_with("CARGO")));
     }
 
     #[tokio::test]

@@ -14,10 +14,20 @@ use htsprep_shared::domain::{
     AccessUrl, ArtifactKind, Format, Ident, JobRecord, Md5, WorkerRef, cache_key,
 };
 use htsprep_shared::jobstore::{ClaimRequest, JobStore, JobStoreExt, SqliteJobStore};
+use htsprep_shared::outbound::SourcePolicy;
 use htsprep_worker::fetch::{FetchOptions, Fetcher};
 use htsprep_worker::job::{Caps, JobContext, JobSpec, JobUpdate, run_job};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+
+/// The source policy of these tests: files from the repository's testdata and temporary
+/// directories.
+pub fn test_sources() -> SourcePolicy {
+    SourcePolicy {
+        file_roots: vec![repo_testdata(""), std::env::temp_dir()],
+        ..SourcePolicy::default()
+    }
+}
 
 pub fn repo_testdata(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -56,16 +66,21 @@ pub struct Ran {
 
 impl Harness {
     pub async fn new() -> Self {
-        Self::with_fetch(FetchOptions {
-            attempts: 2,
-            backoff: Duration::from_millis(20),
-            connect_timeout: Duration::from_secs(2),
-            read_timeout: Duration::from_secs(5),
-        })
+        Self::with_fetch(
+            SourcePolicy {
+                connect_timeout: Duration::from_secs(2),
+                read_timeout: Duration::from_secs(5),
+                ..test_sources()
+            },
+            FetchOptions {
+                attempts: 2,
+                backoff: Duration::from_millis(20),
+            },
+        )
         .await
     }
 
-    pub async fn with_fetch(options: FetchOptions) -> Self {
+    pub async fn with_fetch(sources: SourcePolicy, options: FetchOptions) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn JobStore> = Arc::new(
             SqliteJobStore::open(&dir.path().join("jobs.db"), Arc::new(SystemClock))
@@ -79,7 +94,7 @@ impl Harness {
         let ctx = JobContext {
             store: Arc::clone(&store),
             artifacts: Arc::clone(&artifacts),
-            fetcher: Fetcher::new(options).unwrap(),
+            fetcher: Fetcher::new(Arc::new(sources), options).unwrap(),
             worker: WorkerRef {
                 provider: "test".into(),
                 resource_id: "harness".into(),
