@@ -105,4 +105,5 @@ pub fn report_reclaim(job: &serde_json::Value, killed_at: chrono::DateTime<chron
 pub mod api;
 pub mod ecs;
 pub mod gmod;
+pub mod origin;
 pub mod slow_http;

@@ -21,6 +21,7 @@ macro_rules! artifact_store_conformance {
             missing_keys_are_not_found,
             traversal_keys_are_refused,
             delete_is_idempotent,
+            the_longest_identifiers_work,
         );
     };
     (@cases $make:path; $($case:ident),+ $(,)?) => {
@@ -304,4 +305,31 @@ pub async fn delete_is_idempotent(store: Arc<dyn ArtifactStore>) {
     assert!(!store.exists(&k).await.unwrap());
     store.delete(&k).await.unwrap();
     store.delete(&key("never/was")).await.unwrap();
+}
+
+/// Keys built from the longest identifiers the rules allow (256 characters each) store, read
+/// and stay distinct from keys that differ only near their end.
+pub async fn the_longest_identifiers_work(store: Arc<dyn ArtifactStore>) {
+    let long = |last: char| format!("{}{last}", "L".repeat(255));
+    let a = key(&format!(
+        "{}/{}/data/samtools-bam/0123-v1",
+        long('a'),
+        long('a')
+    ));
+    let b = key(&format!(
+        "{}/{}/data/samtools-bam/0123-v1",
+        long('a'),
+        long('b')
+    ));
+    put_bytes(store.as_ref(), &a, &pattern(3000, 7)).await;
+    put_bytes(store.as_ref(), &b, &pattern(2000, 8)).await;
+    assert_eq!(read(store.as_ref(), &a, None).await, pattern(3000, 7));
+    assert_eq!(
+        read(store.as_ref(), &b, Some(GetRange::Bounded(10..20))).await,
+        pattern(2000, 8)[10..20]
+    );
+    assert_eq!(store.head(&a).await.unwrap().size, 3000);
+    store.delete(&a).await.unwrap();
+    assert!(!store.exists(&a).await.unwrap());
+    assert!(store.exists(&b).await.unwrap());
 }

@@ -44,11 +44,34 @@ impl LocalArtifactStore {
     }
 
     /// Where an object lives on disk (for operators and reference servers such as nginx).
+    /// Segments too long for a file name are mapped by [`disk_segment`].
     pub fn path_of(&self, key: &ArtifactKey) -> PathBuf {
         let mut p = self.objects.clone();
-        p.extend(key.segments());
+        for segment in key.segments() {
+            p.push(disk_segment(segment).as_ref());
+        }
         p
     }
+}
+
+/// The longest key segment used as a file name as it is (file systems allow 255 bytes).
+pub const MAX_DISK_SEGMENT: usize = 200;
+
+/// A key segment as a file name: itself when short enough, else its first 100 bytes, `~` and
+/// the SHA-256 of the whole segment (so distinct segments stay distinct and the name stays
+/// readable). Keys come from identifiers of up to 256 characters.
+pub fn disk_segment(segment: &str) -> std::borrow::Cow<'_, str> {
+    use sha2::{Digest, Sha256};
+    if segment.len() <= MAX_DISK_SEGMENT {
+        return segment.into();
+    }
+    let mut cut = 100;
+    while !segment.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let digest = Sha256::digest(segment.as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{}~{hex}", &segment[..cut]).into()
 }
 
 fn meta_of(md: &std::fs::Metadata) -> ObjectMeta {

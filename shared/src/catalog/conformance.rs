@@ -16,6 +16,7 @@ macro_rules! catalog_conformance {
             list_pages_in_order_and_filters_by_dcc,
             delete_removes,
             manifest_import_reports_bad_rows_and_keeps_good_ones,
+            the_longest_identifiers_work,
         );
     };
     (@cases $make:path; $($case:ident),+ $(,)?) => {
@@ -175,4 +176,21 @@ pub async fn manifest_import_reports_bad_rows_and_keeps_good_ones(catalog: Arc<d
         .await
         .unwrap();
     assert_eq!((again.inserted, again.unchanged), (0, 2));
+}
+
+/// Identifiers as long as the rules allow (256 characters) are stored, found and listed.
+pub async fn the_longest_identifiers_work(catalog: Arc<dyn Catalog>) {
+    let (dcc, id) = ("D".repeat(256), "i".repeat(256));
+    let r = record(&dcc, &id, Format::Bed);
+    assert_eq!(catalog.put(&r).await.unwrap(), PutOutcome::Inserted);
+    assert_eq!(catalog.get(&r.dcc, &r.local_id).await.unwrap(), r);
+    let page = catalog
+        .list(&CatalogQuery {
+            dcc: Some(ident(&dcc)),
+            limit: Some(10),
+            after: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.files, vec![r]);
 }

@@ -41,6 +41,7 @@ macro_rules! jobstore_conformance {
             find_latest_names_the_newest_job,
             cancel_fails_an_active_job_and_voids_its_lease,
             a_requeue_runs_the_same_attempt_again,
+            the_longest_identifiers_work,
         );
     };
     (@cases $make:path; $($case:ident),+ $(,)?) => {
@@ -767,4 +768,25 @@ pub async fn a_requeue_runs_the_same_attempt_again(
         )
     );
     assert_lease_lost(store.heartbeat(&fence, None).await);
+}
+
+/// A job for a file whose identifiers are as long as the rules allow is claimed, found by its
+/// workflow and completed like any other.
+pub async fn the_longest_identifiers_work(store: Arc<dyn JobStore>, _clock: Arc<ManualClock>) {
+    let long = "L".repeat(256);
+    let mut req = request(&long);
+    req.dcc = Ident::parse(&"D".repeat(256)).unwrap();
+    req.workflow_key = format!(
+        "{}/{long}/data/samtools-bam/0123456789abcdef0123456789abcdef-v1",
+        req.dcc
+    );
+    let claim = store.claim(&req).await.unwrap();
+    assert_eq!(claim.outcome, ClaimOutcome::Created);
+    let again = store.claim(&req).await.unwrap();
+    assert_eq!(again.outcome, ClaimOutcome::Attached);
+    assert_eq!(again.job.job_id, claim.job.job_id);
+    let found = store.find_active(&req.workflow_key).await.unwrap().unwrap();
+    assert_eq!(found.local_id.as_str(), long);
+    let done = store.complete(&Fence::of(&claim.job)).await.unwrap();
+    assert_eq!(done.status, JobStatus::Completed);
 }
