@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::FutureExt;
-use htsprep_shared::artifacts::{ArtifactKey, ArtifactStore};
+use htsprep_shared::artifacts::{ArtifactKey, ArtifactStore, KeyError};
 use htsprep_shared::domain::{ArtifactKind, FileRecord, JobId, JobRecord, workflow_key};
 use htsprep_shared::jobstore::{
     Claim, ClaimOutcome, ClaimRequest, JobStore, JobStoreError, JobStoreExt, PublishedProbe,
@@ -36,8 +36,8 @@ pub enum ExecError {
     TooBusy(usize),
     #[error("the service is shutting down")]
     Draining,
-    #[error("the file's artifact key is invalid: {0}")]
-    Key(String),
+    #[error("the file's artifact key is invalid")]
+    Key(#[source] KeyError),
     #[error(transparent)]
     Store(#[from] JobStoreError),
 }
@@ -211,8 +211,7 @@ impl Executor {
                 _ => Err(ExecError::TooBusy(driving)),
             };
         }
-        let index = ArtifactKey::for_file(file, ArtifactKind::Index)
-            .map_err(|e| ExecError::Key(e.to_string()))?;
+        let index = ArtifactKey::for_file(file, ArtifactKind::Index).map_err(ExecError::Key)?;
         let artifacts = Arc::clone(&inner.artifacts);
         let published: &PublishedProbe = &move || {
             let (artifacts, index) = (Arc::clone(&artifacts), index.clone());
@@ -220,7 +219,7 @@ impl Executor {
                 artifacts
                     .exists(&index)
                     .await
-                    .map_err(|e| JobStoreError::Unavailable(format!("artifact store: {e}")))
+                    .map_err(|e| JobStoreError::unavailable("ask the artifact store", e))
             }
             .boxed()
         };

@@ -102,7 +102,7 @@ async fn drive_on(catalog: &Arc<dyn Catalog>, executor: &Executor, job: JobRecor
     match catalog.get(&job.dcc, &job.local_id).await {
         Ok(file) => executor.drive(file, job),
         Err(e) => {
-            tracing::warn!(job_id = %job.job_id, error = %e, "reclaimed job's file is gone from the catalog")
+            tracing::warn!(job_id = %job.job_id, error = %htsprep_shared::error::chain(&e), "reclaimed job's file is gone from the catalog")
         }
     }
 }
@@ -119,12 +119,16 @@ pub async fn run(
         match reconcile_once(&store, &catalog, &executor).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(jobs = n, "reconciler reclaimed stale jobs"),
-            Err(e) => tracing::warn!(error = %e, "reconciler pass failed"),
+            Err(e) => {
+                tracing::warn!(error = %htsprep_shared::error::chain(&e), "reconciler pass failed")
+            }
         }
         match reclaim_lost(&store, &catalog, &executor).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(jobs = n, "reconciler took back jobs whose worker is gone"),
-            Err(e) => tracing::warn!(error = %e, "reconciler pass over running jobs failed"),
+            Err(e) => {
+                tracing::warn!(error = %htsprep_shared::error::chain(&e), "reconciler pass over running jobs failed")
+            }
         }
         tokio::select! {
             () = tokio::time::sleep(every) => {}

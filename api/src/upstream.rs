@@ -109,9 +109,9 @@ impl UpstreamOpener<'_> {
             return Err(upstream_err(self.url, format!("HTTP {status}")));
         }
         let url = redact(self.url.as_url());
-        let stream = resp.bytes_stream().map_err(move |e| {
-            ArtifactError::Unavailable(format!("reading the source {url} failed: {e}"))
-        });
+        let stream = resp
+            .bytes_stream()
+            .map_err(move |e| ArtifactError::unavailable(format!("read the source {url}"), e));
         let (size, served) = if status == reqwest::StatusCode::PARTIAL_CONTENT {
             let (a, b, total) = content_range
                 .as_deref()

@@ -9,6 +9,7 @@ pub mod aws;
 pub mod catalog;
 pub mod clock;
 pub mod domain;
+pub mod error;
 pub mod jobstore;
 pub mod mongo;
 pub mod outbound;

@@ -20,20 +20,25 @@ pub const DEFAULT_DATABASE: &str = "htsprep";
 
 #[derive(Debug, thiserror::Error)]
 pub enum MongoError {
-    #[error("MONGODB_URI is not a valid connection string: {0}")]
-    BadUri(String),
+    #[error("MONGODB_URI is not a valid connection string")]
+    BadUri(#[source] mongodb::error::Error),
     #[error("database name {0:?} is invalid (1-63 characters, none of /\\. \"$ or spaces)")]
     BadDatabase(String),
-    #[error("cannot reach MongoDB at {hosts} within {timeout_s}s: {reason}")]
+    #[error("cannot reach MongoDB at {hosts} within {timeout_s}s")]
     Unreachable {
         hosts: String,
         timeout_s: u64,
-        reason: String,
+        #[source]
+        source: mongodb::error::Error,
     },
-    #[error("MongoDB refused the credentials: {0}")]
-    Auth(String),
-    #[error("MongoDB failed: {0}")]
-    Other(String),
+    #[error("MongoDB refused the credentials")]
+    Auth(#[source] mongodb::error::Error),
+    #[error("MongoDB failed to {action}")]
+    Other {
+        action: &'static str,
+        #[source]
+        source: mongodb::error::Error,
+    },
 }
 
 /// Where the store is and how long to keep finished jobs.
@@ -62,16 +67,19 @@ fn valid_db_name(name: &str) -> bool {
             .any(|c| matches!(c, '/' | '\\' | '.' | ' ' | '"' | '$' | '\0'))
 }
 
-fn classify(hosts: &str, timeout: Duration, e: &mongodb::error::Error) -> MongoError {
+fn classify(hosts: &str, timeout: Duration, e: mongodb::error::Error) -> MongoError {
     use mongodb::error::ErrorKind;
     match e.kind.as_ref() {
         ErrorKind::ServerSelection { .. } => MongoError::Unreachable {
             hosts: hosts.to_owned(),
             timeout_s: timeout.as_secs(),
-            reason: e.to_string(),
+            source: e,
         },
-        ErrorKind::Authentication { .. } => MongoError::Auth(e.to_string()),
-        _ => MongoError::Other(e.to_string()),
+        ErrorKind::Authentication { .. } => MongoError::Auth(e),
+        _ => MongoError::Other {
+            action: "answer a ping",
+            source: e,
+        },
     }
 }
 
@@ -84,7 +92,7 @@ impl MongoDb {
         }
         let mut opts = ClientOptions::parse(&s.uri)
             .await
-            .map_err(|e| MongoError::BadUri(e.to_string()))?;
+            .map_err(MongoError::BadUri)?;
         opts.server_selection_timeout = Some(s.connect_timeout);
         opts.connect_timeout = Some(s.connect_timeout);
         opts.app_name.get_or_insert_with(|| "htsprep".to_owned());
@@ -94,11 +102,11 @@ impl MongoDb {
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join(",");
-        let client = Client::with_options(opts).map_err(|e| MongoError::BadUri(e.to_string()))?;
+        let client = Client::with_options(opts).map_err(MongoError::BadUri)?;
         let db = client.database(&s.database);
         db.run_command(doc! {"ping": 1})
             .await
-            .map_err(|e| classify(&hosts, s.connect_timeout, &e))?;
+            .map_err(|e| classify(&hosts, s.connect_timeout, e))?;
         Ok(Self {
             db,
             job_retention: s.job_retention,
@@ -159,11 +167,17 @@ impl MongoDb {
         self.collection::<mongodb::bson::Document>(JOBS)
             .create_indexes(jobs)
             .await
-            .map_err(|e| MongoError::Other(format!("create job indexes: {e}")))?;
+            .map_err(|source| MongoError::Other {
+                action: "create the job indexes",
+                source,
+            })?;
         self.collection::<mongodb::bson::Document>(FILES)
             .create_indexes(files)
             .await
-            .map_err(|e| MongoError::Other(format!("create catalog indexes: {e}")))?;
+            .map_err(|source| MongoError::Other {
+                action: "create the catalog indexes",
+                source,
+            })?;
         Ok(())
     }
 
@@ -176,10 +190,16 @@ impl MongoDb {
                 .collection::<mongodb::bson::Document>(name)
                 .list_indexes()
                 .await
-                .map_err(|e| MongoError::Other(e.to_string()))?
+                .map_err(|source| MongoError::Other {
+                    action: "list indexes",
+                    source,
+                })?
                 .try_collect()
                 .await
-                .map_err(|e| MongoError::Other(e.to_string()))?;
+                .map_err(|source| MongoError::Other {
+                    action: "list indexes",
+                    source,
+                })?;
             out.extend(models.into_iter().map(|m| (name.to_owned(), m)));
         }
         Ok(out)
@@ -217,7 +237,7 @@ where
     use crate::retry::{Retryable, backoff};
     op.retry(backoff(4, Duration::from_millis(100)))
         .when(is_transient)
-        .notify(|e, wait| tracing::warn!(error = %e, ?wait, "transient MongoDB error; retrying"))
+        .notify(|e, wait| tracing::warn!(error = %crate::error::chain(e), ?wait, "transient MongoDB error; retrying"))
         .await
 }
 

@@ -3,6 +3,7 @@
 //! The file is opened in WAL mode with a busy timeout, so several processes on one host (the API
 //! and its local workers) can share it. Every call runs on tokio's blocking pool.
 
+use crate::error::Cause;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -21,17 +22,36 @@ pub(crate) struct SqlitePool {
 /// How a SQLite failure should be understood by the layer above.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum SqliteError {
-    #[error("database is busy or locked: {0}")]
-    Busy(String),
-    #[error("unique constraint violated: {0}")]
-    Unique(String),
-    #[error("{0}")]
-    Other(String),
+    #[error("database is busy or locked")]
+    Busy(#[source] rusqlite::Error),
+    #[error("unique constraint violated")]
+    Unique(#[source] rusqlite::Error),
+    #[error("SQLite failed")]
+    Sql(#[source] rusqlite::Error),
+    #[error("cannot {action}")]
+    Other {
+        action: String,
+        #[source]
+        source: Cause,
+    },
+}
+
+impl SqliteError {
+    /// The layer above's error: busy is worth retrying, the rest is not.
+    pub(crate) fn into_store<E>(
+        self,
+        unavailable: impl FnOnce(String, Self) -> E,
+        backend: impl FnOnce(String, Self) -> E,
+    ) -> E {
+        match self {
+            SqliteError::Busy(_) => unavailable("the database is busy".into(), self),
+            other => backend("SQLite".into(), other),
+        }
+    }
 }
 
 impl From<rusqlite::Error> for SqliteError {
     fn from(e: rusqlite::Error) -> Self {
-        let text = e.to_string();
         match e.sqlite_error() {
             Some(err)
                 if matches!(
@@ -39,15 +59,15 @@ impl From<rusqlite::Error> for SqliteError {
                     ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked
                 ) =>
             {
-                SqliteError::Busy(text)
+                SqliteError::Busy(e)
             }
             Some(err)
                 if err.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
                     || err.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY =>
             {
-                SqliteError::Unique(text)
+                SqliteError::Unique(e)
             }
-            _ => SqliteError::Other(text),
+            _ => SqliteError::Sql(e),
         }
     }
 }
@@ -56,8 +76,9 @@ impl SqlitePool {
     /// Opens (creating if needed) the database at `path` and runs `schema` once.
     pub(crate) async fn open(path: &Path, schema: &'static str) -> Result<Arc<Self>, SqliteError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                SqliteError::Other(format!("create directory {}: {e}", dir.display()))
+            std::fs::create_dir_all(dir).map_err(|e| SqliteError::Other {
+                action: format!("create directory {}", dir.display()),
+                source: Cause::new(e),
             })?;
         }
         let pool = Arc::new(Self {
@@ -107,7 +128,10 @@ impl SqlitePool {
             Ok(out?)
         })
         .await
-        .map_err(|e| SqliteError::Other(format!("sqlite task panicked: {e}")))?
+        .map_err(|e| SqliteError::Other {
+            action: "finish a SQLite task".into(),
+            source: Cause::new(e),
+        })?
     }
 
     /// Like [`SqlitePool::run`], inside an immediate (write-locking) transaction.

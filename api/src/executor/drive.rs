@@ -42,7 +42,7 @@ pub(super) async fn drive(exec: &Executor, file: FileRecord, mut job: JobRecord)
         let current = match inner.store.get(&job.job_id).await {
             Ok(j) => j,
             Err(e) => {
-                tracing::error!(job_id = %job.job_id, error = %e, "cannot read the job back; another replica will take it over");
+                tracing::error!(job_id = %job.job_id, error = %htsprep_shared::error::chain(&e), "cannot read the job back; another replica will take it over");
                 return;
             }
         };
@@ -94,7 +94,7 @@ pub(super) async fn drive(exec: &Executor, file: FileRecord, mut job: JobRecord)
                 job = next;
             }
             Err(e) => {
-                tracing::warn!(job_id = %job.job_id, error = %e, "could not reschedule; another replica will take it over");
+                tracing::warn!(job_id = %job.job_id, error = %htsprep_shared::error::chain(&e), "could not reschedule; another replica will take it over");
                 return;
             }
         }
@@ -111,7 +111,7 @@ fn last_reschedule(job: &JobRecord) -> Option<String> {
 
 async fn end(exec: &Executor, fence: &Fence, failure: JobFailure) {
     if let Err(e) = exec.inner.store.fail(fence, failure).await {
-        tracing::warn!(job_id = %fence.job_id, error = %e, "could not fail the job");
+        tracing::warn!(job_id = %fence.job_id, error = %htsprep_shared::error::chain(&e), "could not fail the job");
     }
     exec.inner.watches.bump(&fence.job_id);
 }
@@ -243,7 +243,7 @@ async fn run_attempt(exec: &Executor, file: &FileRecord, job: &JobRecord) -> Att
                     return Attempt::Left;
                 }
                 Err(e) => {
-                    tracing::warn!(job_id = %job.job_id, error = %e, "could not renew the dispatch lease; trying again")
+                    tracing::warn!(job_id = %job.job_id, error = %htsprep_shared::error::chain(&e), "could not renew the dispatch lease; trying again")
                 }
             }
         }

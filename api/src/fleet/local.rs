@@ -193,7 +193,7 @@ impl LocalFleet {
             )
         });
         if let Err(e) = written {
-            tracing::warn!(worker = %id, error = %e, "could not register the worker; a restarted API will not adopt it");
+            tracing::warn!(worker = %id, error = %htsprep_shared::error::chain(&e), "could not register the worker; a restarted API will not adopt it");
         }
     }
 

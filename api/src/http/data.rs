@@ -1,6 +1,7 @@
 //! `/data/{dcc}/{local_id}`, `/index/{dcc}/{local_id}` and `/data/{dcc}/{local_id}/status`: the
 //! hot path (serve a published artifact by range) and the cold path (claim, 202, `?wait`).
 
+use htsprep_shared::error::Cause;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -51,10 +52,8 @@ fn target(file: &FileRecord) -> Result<Target, ApiError> {
             index: Some(url.clone()),
         });
     }
-    let key = |kind| {
-        ArtifactKey::for_file(file, kind)
-            .map_err(|e| ApiError::Internal(format!("bad cache key: {e}")))
-    };
+    let key =
+        |kind| ArtifactKey::for_file(file, kind).map_err(|e| ApiError::Internal(Cause::new(e)));
     Ok(Target::Artifacts {
         data: key(ArtifactKind::Data)?,
         index: key(ArtifactKind::Index)?,
@@ -320,9 +319,9 @@ async fn cold(
                 if is_ready(state, index).await? {
                     return serve_artifact(state, method, headers, key).await;
                 }
-                return Err(ApiError::Internal(format!(
+                return Err(ApiError::Internal(Cause::msg(format!(
                     "job {job_id} completed but its index is missing"
-                )));
+                ))));
             }
             JobStatus::Failed => return Err(failed(file, &job)),
             _ => {}
@@ -343,7 +342,7 @@ pub(crate) fn exec_error(e: ExecError) -> ApiError {
         ExecError::Draining => ApiError::Draining {
             retry_after: Duration::from_secs(5),
         },
-        ExecError::Key(m) => ApiError::Internal(m),
+        ExecError::Key(e) => ApiError::Internal(Cause::new(e)),
         ExecError::Store(e) => e.into(),
     }
 }

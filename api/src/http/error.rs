@@ -1,6 +1,7 @@
 //! Every API error, and the one place where errors become HTTP responses. Bodies are JSON with a
 //! message a user can act on; 5xx bodies say nothing internal (the detail is logged).
 
+use htsprep_shared::error::{Cause, chain};
 use std::time::Duration;
 
 use axum::http::{HeaderValue, StatusCode, header};
@@ -38,9 +39,9 @@ pub enum ApiError {
     #[error("{0}")]
     Unsupported(String),
     #[error("storage is unavailable; retry shortly")]
-    Unavailable(String),
+    Unavailable(#[source] Cause),
     #[error("internal error")]
-    Internal(String),
+    Internal(#[source] Cause),
 }
 
 impl ApiError {
@@ -84,8 +85,8 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         match &self {
-            ApiError::Internal(detail) | ApiError::Unavailable(detail) => {
-                tracing::error!(%status, detail, "request failed");
+            ApiError::Internal(_) | ApiError::Unavailable(_) => {
+                tracing::error!(%status, error = %chain(&self), "request failed");
             }
             ApiError::Upstream(detail) => tracing::warn!(%status, detail, "upstream failed"),
             _ => {}
@@ -144,8 +145,8 @@ impl From<CatalogError> for ApiError {
     fn from(e: CatalogError) -> Self {
         match e {
             CatalogError::NotFound { .. } => ApiError::NotFound(e.to_string()),
-            CatalogError::Unavailable(m) => ApiError::Unavailable(m),
-            other => ApiError::Internal(other.to_string()),
+            CatalogError::Unavailable { .. } => ApiError::Unavailable(Cause::new(e)),
+            other => ApiError::Internal(Cause::new(other)),
         }
     }
 }
@@ -155,8 +156,8 @@ impl From<JobStoreError> for ApiError {
         match e {
             JobStoreError::NotFound { .. } => ApiError::NotFound(e.to_string()),
             JobStoreError::WrongStatus { .. } => ApiError::Conflict(e.to_string()),
-            JobStoreError::Unavailable(m) => ApiError::Unavailable(m),
-            other => ApiError::Internal(other.to_string()),
+            JobStoreError::Unavailable { .. } => ApiError::Unavailable(Cause::new(e)),
+            other => ApiError::Internal(Cause::new(other)),
         }
     }
 }
@@ -171,8 +172,8 @@ impl From<ArtifactError> for ApiError {
             ArtifactError::Range(RangeError::Invalid { .. }) | ArtifactError::InvalidKey(_) => {
                 ApiError::BadRequest(e.to_string())
             }
-            ArtifactError::Unavailable(m) => ApiError::Unavailable(m),
-            other => ApiError::Internal(other.to_string()),
+            ArtifactError::Unavailable { .. } => ApiError::Unavailable(Cause::new(e)),
+            other => ApiError::Internal(Cause::new(other)),
         }
     }
 }

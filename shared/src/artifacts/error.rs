@@ -1,4 +1,5 @@
 use super::{KeyError, RangeError};
+use crate::error::Cause;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ArtifactError {
@@ -13,8 +14,12 @@ pub enum ArtifactError {
     Range(#[from] RangeError),
     #[error("source file for artifact {key} is unreadable: {reason}")]
     Source { key: String, reason: String },
-    #[error("artifact store unavailable: {0}")]
-    Unavailable(String),
+    #[error("artifact store unavailable: {context}")]
+    Unavailable {
+        context: String,
+        #[source]
+        source: Option<Cause>,
+    },
     #[error("artifact store failed to {action} {key}: {source}")]
     Io {
         action: &'static str,
@@ -22,13 +27,39 @@ pub enum ArtifactError {
         #[source]
         source: std::io::Error,
     },
-    #[error("artifact store failed: {0}")]
-    Backend(String),
+    #[error("artifact store failed: {context}")]
+    Backend {
+        context: String,
+        #[source]
+        source: Option<Cause>,
+    },
 }
 
 impl ArtifactError {
     /// Whether retrying the same call cannot help.
     pub fn is_permanent(&self) -> bool {
-        !matches!(self, ArtifactError::Unavailable(_))
+        !matches!(self, ArtifactError::Unavailable { .. })
+    }
+
+    /// The store could not be reached doing `context`; retrying may help.
+    pub fn unavailable(
+        context: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self::Unavailable {
+            context: context.into(),
+            source: Some(Cause::new(source)),
+        }
+    }
+
+    /// The store failed doing `context`; retrying will not help.
+    pub fn backend(
+        context: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self::Backend {
+            context: context.into(),
+            source: Some(Cause::new(source)),
+        }
     }
 }

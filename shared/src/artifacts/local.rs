@@ -260,7 +260,7 @@ impl ArtifactStore for LocalArtifactStore {
                 let maps = std::sync::Arc::clone(&self.maps);
                 tokio::task::spawn_blocking(move || maps.load(&path))
                     .await
-                    .map_err(|e| ArtifactError::Backend(format!("map task failed: {e}")))?
+                    .map_err(|e| ArtifactError::backend("finish a mapping task", e))?
                     .map_err(|e| io_err("read", key, e))?
             }
         };

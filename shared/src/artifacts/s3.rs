@@ -33,14 +33,8 @@ pub struct S3ArtifactStore {
     part_size: u64,
 }
 
-fn unavailable(what: &str, e: impl std::fmt::Display) -> ArtifactError {
-    ArtifactError::Unavailable(format!("{what}: {e}"))
-}
-
-/// The service's own error message, not the SDK's generic "service error".
-fn describe<E: std::error::Error + 'static>(e: &aws_sdk_s3::error::SdkError<E>) -> String {
-    use aws_sdk_s3::error::DisplayErrorContext;
-    DisplayErrorContext(e).to_string()
+fn unavailable(what: &str, e: impl std::error::Error + Send + Sync + 'static) -> ArtifactError {
+    ArtifactError::unavailable(what, e)
 }
 
 impl S3ArtifactStore {
@@ -85,10 +79,13 @@ impl S3ArtifactStore {
             .key(object)
             .send()
             .await
-            .map_err(|e| unavailable("start a multipart upload", describe(&e)))?;
+            .map_err(|e| unavailable("start a multipart upload", e))?;
         let upload_id = created
             .upload_id()
-            .ok_or_else(|| ArtifactError::Backend("S3 returned no upload id".into()))?
+            .ok_or_else(|| ArtifactError::Backend {
+                context: "S3 returned no upload id".into(),
+                source: None,
+            })?
             .to_owned();
         let result = async {
             let mut parts = Vec::new();
@@ -116,7 +113,7 @@ impl S3ArtifactStore {
                     .body(body)
                     .send()
                     .await
-                    .map_err(|e| unavailable("upload a part", describe(&e)))?;
+                    .map_err(|e| unavailable("upload a part", e))?;
                 parts.push(
                     CompletedPart::builder()
                         .part_number(number)
@@ -139,7 +136,7 @@ impl S3ArtifactStore {
                 )
                 .send()
                 .await
-                .map_err(|e| put_error(key, "complete a multipart upload", &e))?;
+                .map_err(|e| put_error(key, "complete a multipart upload", e))?;
             Ok(())
         }
         .await;
@@ -160,17 +157,17 @@ impl S3ArtifactStore {
 
 /// A conditional write refused because the key exists (`412 PreconditionFailed`) means the
 /// artifact is published already.
-fn put_error<E, R>(key: &ArtifactKey, what: &str, e: &SdkError<E, R>) -> ArtifactError
+fn put_error<E, R>(key: &ArtifactKey, what: &str, e: SdkError<E, R>) -> ArtifactError
 where
-    E: std::error::Error + ProvideErrorMetadata + 'static,
-    R: std::fmt::Debug,
+    E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
 {
     if e.code() == Some("PreconditionFailed") {
         return ArtifactError::AlreadyExists {
             key: key.to_string(),
         };
     }
-    unavailable(what, aws_sdk_s3::error::DisplayErrorContext(e))
+    unavailable(what, e)
 }
 
 /// `Content-Range: bytes a-b/size` → (a..b+1, size).
@@ -204,7 +201,7 @@ impl ArtifactStore for S3ArtifactStore {
                 Some(se) if se.is_not_found() => ArtifactError::NotFound {
                     key: key.to_string(),
                 },
-                _ => unavailable("read object metadata", describe(&e)),
+                _ => unavailable("read object metadata", e),
             })?;
         Ok(ObjectMeta {
             size: u64::try_from(out.content_length().unwrap_or_default()).unwrap_or_default(),
@@ -251,10 +248,10 @@ impl ArtifactStore for S3ArtifactStore {
                         let size = self.head(key).await?.size;
                         match r.as_range(size) {
                             Err(e) => e.into(),
-                            Ok(_) => unavailable("read object", describe(&e)),
+                            Ok(_) => unavailable("read object", e),
                         }
                     }
-                    _ => unavailable("read object", describe(&e)),
+                    _ => unavailable("read object", e),
                 });
             }
         };
@@ -269,10 +266,10 @@ impl ArtifactStore for S3ArtifactStore {
         if let Some(r) = &range_asked {
             let want = r.as_range(size)?;
             if want != range {
-                return Err(unavailable(
-                    "read object",
-                    format!("S3 answered {range:?} for {r} of {size} bytes"),
-                ));
+                return Err(ArtifactError::Unavailable {
+                    context: format!("read object: S3 answered {range:?} for {r} of {size} bytes"),
+                    source: None,
+                });
             }
         }
         let meta = ObjectMeta {
@@ -326,7 +323,7 @@ impl ArtifactStore for S3ArtifactStore {
                 .body(body)
                 .send()
                 .await
-                .map_err(|e| put_error(key, "upload object", &e))?;
+                .map_err(|e| put_error(key, "upload object", e))?;
         }
         self.head(key).await
     }
@@ -338,7 +335,7 @@ impl ArtifactStore for S3ArtifactStore {
             .key(self.object(key))
             .send()
             .await
-            .map_err(|e| unavailable("delete object", describe(&e)))?;
+            .map_err(|e| unavailable("delete object", e))?;
         Ok(())
     }
 }
@@ -478,7 +475,7 @@ mod tests {
             .head(&ArtifactKey::parse("k").unwrap())
             .await
             .unwrap_err();
-        assert!(matches!(err, ArtifactError::Unavailable(_)), "{err:?}");
+        assert!(matches!(err, ArtifactError::Unavailable { .. }), "{err:?}");
         assert!(!err.is_permanent());
     }
 }

@@ -81,9 +81,9 @@ pub struct MongoCatalog {
 
 fn backend(what: &str, e: mongodb::error::Error) -> CatalogError {
     if crate::mongo::is_transient(&e) {
-        CatalogError::Unavailable(format!("{what}: {e}"))
+        CatalogError::unavailable(what, e)
     } else {
-        CatalogError::Backend(format!("{what}: {e}"))
+        CatalogError::backend(what, e)
     }
 }
 

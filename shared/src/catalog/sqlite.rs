@@ -1,5 +1,6 @@
 //! The embedded catalog: a `files` table in the same SQLite file as the job store.
 
+use crate::error::Cause;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -26,17 +27,14 @@ pub struct SqliteCatalog {
 
 impl From<SqliteError> for CatalogError {
     fn from(e: SqliteError) -> Self {
-        match e {
-            SqliteError::Busy(m) => CatalogError::Unavailable(m),
-            SqliteError::Unique(m) | SqliteError::Other(m) => CatalogError::Backend(m),
-        }
+        e.into_store(CatalogError::unavailable, CatalogError::backend)
     }
 }
 
 fn decode(id: &str, doc: &str) -> Result<FileRecord, CatalogError> {
     serde_json::from_str(doc).map_err(|e| CatalogError::Corrupt {
         id: id.to_owned(),
-        reason: e.to_string(),
+        source: Cause::new(e),
     })
 }
 
@@ -44,7 +42,7 @@ impl SqliteCatalog {
     pub async fn open(path: &Path) -> Result<Self, CatalogError> {
         let pool = SqlitePool::open(path, SCHEMA)
             .await
-            .map_err(|e| CatalogError::Backend(format!("open catalog {}: {e}", path.display())))?;
+            .map_err(|e| CatalogError::backend(format!("open catalog {}", path.display()), e))?;
         Ok(Self { pool })
     }
 }
@@ -75,7 +73,7 @@ impl Catalog for SqliteCatalog {
 
     async fn put(&self, record: &FileRecord) -> Result<PutOutcome, CatalogError> {
         let doc = serde_json::to_string(record)
-            .map_err(|e| CatalogError::Backend(format!("encode file record: {e}")))?;
+            .map_err(|e| CatalogError::backend("encode a file record", e))?;
         let (d, l) = (record.dcc.to_string(), record.local_id.to_string());
         Ok(self
             .pool

@@ -1,4 +1,5 @@
 use crate::domain::{JobId, JobStatus};
+use crate::error::Cause;
 
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum JobStoreError {
@@ -15,17 +16,51 @@ pub enum JobStoreError {
         status: JobStatus,
         why: &'static str,
     },
-    #[error("job store unavailable: {0}")]
-    Unavailable(String),
-    #[error("job store document for {id} is unreadable: {reason}")]
-    Corrupt { id: String, reason: String },
-    #[error("job store failed: {0}")]
-    Backend(String),
+    #[error("job store unavailable: {context}")]
+    Unavailable {
+        context: String,
+        #[source]
+        source: Option<Cause>,
+    },
+    #[error("job store document for {id} is unreadable")]
+    Corrupt {
+        id: String,
+        #[source]
+        source: Cause,
+    },
+    #[error("job store failed: {context}")]
+    Backend {
+        context: String,
+        #[source]
+        source: Option<Cause>,
+    },
 }
 
 impl JobStoreError {
     /// Whether retrying the same call cannot help.
     pub fn is_permanent(&self) -> bool {
-        !matches!(self, JobStoreError::Unavailable(_))
+        !matches!(self, JobStoreError::Unavailable { .. })
+    }
+
+    /// The store could not be reached doing `context`; retrying may help.
+    pub fn unavailable(
+        context: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self::Unavailable {
+            context: context.into(),
+            source: Some(Cause::new(source)),
+        }
+    }
+
+    /// The store failed doing `context`; retrying will not help.
+    pub fn backend(
+        context: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self::Backend {
+            context: context.into(),
+            source: Some(Cause::new(source)),
+        }
     }
 }

@@ -147,14 +147,14 @@ pub struct MongoJobStore {
 
 fn backend(what: &str, e: mongodb::error::Error) -> JobStoreError {
     if crate::mongo::is_transient(&e) {
-        JobStoreError::Unavailable(format!("{what}: {e}"))
+        JobStoreError::unavailable(what, e)
     } else {
-        JobStoreError::Backend(format!("{what}: {e}"))
+        JobStoreError::backend(what, e)
     }
 }
 
 fn encode<T: Serialize>(v: &T) -> Result<Bson, JobStoreError> {
-    bson::to_bson(v).map_err(|e| JobStoreError::Backend(format!("encode: {e}")))
+    bson::to_bson(v).map_err(|e| JobStoreError::backend("encode a document", e))
 }
 
 /// The update operators for one change, and any extra filter it needs.
@@ -312,21 +312,22 @@ impl MongoJobStore {
         if create_indexes {
             db.create_indexes()
                 .await
-                .map_err(|e| JobStoreError::Backend(e.to_string()))?;
+                .map_err(|e| JobStoreError::backend("create indexes", e))?;
         } else {
             let indexes = db
                 .list_indexes()
                 .await
-                .map_err(|e| JobStoreError::Backend(e.to_string()))?;
+                .map_err(|e| JobStoreError::backend("list indexes", e))?;
             let has_mutex = indexes.iter().any(|(coll, m)| {
                 coll == JOBS
                     && m.options.as_ref().and_then(|o| o.name.as_deref())
                         == Some("one_active_job_per_workflow")
             });
             if !has_mutex {
-                return Err(JobStoreError::Backend(
-                    "the jobs collection lacks its unique index over active workflows; run `htsprep-api create-indexes`".into(),
-                ));
+                return Err(JobStoreError::Backend {
+                    context: "the jobs collection lacks its unique index over active workflows; run `htsprep-api create-indexes`".into(),
+                    source: None,
+                });
             }
         }
         Ok(Self {

@@ -139,10 +139,13 @@ pub trait JobStoreExt: JobStore {
                 Err(e) => return Err(e),
             }
         }
-        Err(JobStoreError::Unavailable(format!(
-            "claim of {} found no stable answer in {CLAIM_ROUNDS} reads; try again",
-            req.workflow_key
-        )))
+        Err(JobStoreError::Unavailable {
+            context: format!(
+                "claim of {} found no stable answer in {CLAIM_ROUNDS} reads; try again",
+                req.workflow_key
+            ),
+            source: None,
+        })
     }
 
     async fn mark_running(

@@ -1,6 +1,7 @@
 //! The embedded job store: a SQLite file whose partial unique index over active jobs is the
 //! workflow mutex, the same idiom the MongoDB backend uses.
 
+use crate::error::Cause;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -41,19 +42,16 @@ pub struct SqliteJobStore {
 
 impl From<SqliteError> for JobStoreError {
     fn from(e: SqliteError) -> Self {
-        match e {
-            SqliteError::Busy(m) => JobStoreError::Unavailable(m),
-            SqliteError::Unique(m) | SqliteError::Other(m) => JobStoreError::Backend(m),
-        }
+        e.into_store(JobStoreError::unavailable, JobStoreError::backend)
     }
 }
 
 impl SqliteJobStore {
     /// Opens or creates the job store in the SQLite file at `path`.
     pub async fn open(path: &Path, clock: Arc<dyn Clock>) -> Result<Self, JobStoreError> {
-        let pool = SqlitePool::open(path, SCHEMA).await.map_err(|e| {
-            JobStoreError::Backend(format!("open job store {}: {e}", path.display()))
-        })?;
+        let pool = SqlitePool::open(path, SCHEMA)
+            .await
+            .map_err(|e| JobStoreError::backend(format!("open job store {}", path.display()), e))?;
         Ok(Self { pool, clock })
     }
 
@@ -65,12 +63,12 @@ impl SqliteJobStore {
 fn decode(id: &str, doc: &str) -> Result<JobRecord, JobStoreError> {
     serde_json::from_str(doc).map_err(|e| JobStoreError::Corrupt {
         id: id.to_owned(),
-        reason: e.to_string(),
+        source: Cause::new(e),
     })
 }
 
 fn encode(job: &JobRecord) -> Result<String, JobStoreError> {
-    serde_json::to_string(job).map_err(|e| JobStoreError::Backend(format!("encode job: {e}")))
+    serde_json::to_string(job).map_err(|e| JobStoreError::backend("encode a job", e))
 }
 
 /// Reads a job inside a write transaction, lets `change` check and change it, and writes it

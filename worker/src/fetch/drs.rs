@@ -71,7 +71,7 @@ async fn get_json<T: for<'de> Deserialize<'de>>(
         .request(reqwest::Method::GET, url)?
         .send()
         .await
-        .map_err(|e| classify(url, &e))?;
+        .map_err(|e| classify(url, e))?;
     check_status(url, resp.status())?;
     resp.json::<T>().await.map_err(|e| {
         drs_err(

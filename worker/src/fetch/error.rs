@@ -14,8 +14,14 @@ pub enum FetchError {
     UnsupportedScheme { url: String, scheme: String },
     #[error("source {url} was not found ({reason})")]
     NotFound { url: String, reason: String },
-    #[error("source {url} is unreachable: {reason}")]
-    Unreachable { url: String, reason: String },
+    #[error("source {url} is unreachable: {what}")]
+    Unreachable {
+        url: String,
+        /// `timed out`, `connection failed`, `the transfer failed`.
+        what: &'static str,
+        #[source]
+        source: htsprep_shared::error::Cause,
+    },
     #[error("source {url} answered HTTP {status}")]
     HttpStatus { url: String, status: u16 },
     #[error("DRS object {url} could not be resolved: {reason}")]

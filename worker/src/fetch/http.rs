@@ -3,6 +3,7 @@
 
 use futures::StreamExt;
 use htsprep_shared::domain::Md5;
+use htsprep_shared::error::{Cause, chain};
 pub(crate) use htsprep_shared::outbound::redact;
 use htsprep_shared::outbound::{SourceClient, refusal_in};
 use htsprep_shared::retry::{Retryable, backoff};
@@ -41,33 +42,27 @@ pub(crate) async fn download_resolved(
         .retry(backoff(options.attempts, options.backoff))
         .when(FetchError::is_retryable)
         .notify(|e, wait| {
-            tracing::warn!(url = %redact(&resolved.url), error = %e, ?wait, "download failed; retrying")
+            tracing::warn!(url = %redact(&resolved.url), error = %chain(e), ?wait, "download failed; retrying")
         })
         .await
 }
 
-pub(crate) fn classify(url: &Url, e: &reqwest::Error) -> FetchError {
-    if let Some(refused) = refusal_in(e) {
+pub(crate) fn classify(url: &Url, e: reqwest::Error) -> FetchError {
+    if let Some(refused) = refusal_in(&e) {
         return FetchError::Refused(refused.clone());
     }
     FetchError::Unreachable {
         url: redact(url),
-        reason: if e.is_timeout() {
-            "timed out".to_owned()
+        what: if e.is_timeout() {
+            "timed out"
         } else if e.is_connect() {
-            format!("connection failed ({})", root_cause(e))
+            "connection failed"
         } else {
-            root_cause(e)
+            "the transfer failed"
         },
+        // The URL (and its signed query string) stays out of the message.
+        source: Cause::new(e.without_url()),
     }
-}
-
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cur = e;
-    while let Some(next) = cur.source() {
-        cur = next;
-    }
-    cur.to_string()
 }
 
 pub(crate) fn check_status(url: &Url, status: reqwest::StatusCode) -> Result<(), FetchError> {
@@ -95,12 +90,12 @@ async fn try_once(
     for (k, v) in &resolved.headers {
         req = req.header(k, v);
     }
-    let resp = req.send().await.map_err(|e| classify(&resolved.url, &e))?;
+    let resp = req.send().await.map_err(|e| classify(&resolved.url, e))?;
     check_status(&resolved.url, resp.status())?;
     let mut out = HashingFile::create(target, redact(&resolved.url)).await?;
     let mut body = resp.bytes_stream();
     while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| classify(&resolved.url, &e))?;
+        let chunk = chunk.map_err(|e| classify(&resolved.url, e))?;
         out.write(&chunk).await?;
     }
     out.finish().await

@@ -3,6 +3,7 @@
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::DisplayErrorContext;
 use htsprep_shared::domain::Md5;
+use htsprep_shared::error::Cause;
 use url::Url;
 
 use super::FetchError;
@@ -59,7 +60,8 @@ pub(crate) async fn download(
                     },
                     None => FetchError::Unreachable {
                         url: url.to_string(),
-                        reason: DisplayErrorContext(&e).to_string(),
+                        what: "S3 did not answer",
+                        source: Cause::new(e),
                     },
                 },
             }
@@ -69,7 +71,8 @@ pub(crate) async fn download(
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(|e| FetchError::Unreachable {
             url: url.to_string(),
-            reason: e.to_string(),
+            what: "the transfer failed",
+            source: Cause::new(e),
         })?;
         file.write(&chunk).await?;
     }

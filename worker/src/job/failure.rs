@@ -1,6 +1,7 @@
 //! Turning what went wrong into a failure a user can act on.
 
 use htsprep_shared::domain::JobFailure;
+use htsprep_shared::error::chain;
 
 use crate::fetch::FetchError;
 use crate::pipeline::PipelineError;
@@ -11,7 +12,7 @@ fn last_line(s: &str) -> Option<&str> {
 }
 
 pub(crate) fn from_fetch(e: &FetchError) -> JobFailure {
-    let mut f = JobFailure::new(e.to_string());
+    let mut f = JobFailure::new(chain(e));
     f.stage = Some("fetch".into());
     f.retryable = e.is_retryable();
     f
@@ -59,7 +60,7 @@ pub(crate) fn from_pipeline(e: PipelineError, command: Option<String>) -> JobFai
             f
         }
         other => {
-            let mut f = JobFailure::new(other.to_string());
+            let mut f = JobFailure::new(chain(&other));
             f.command = command;
             f
         }

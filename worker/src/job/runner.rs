@@ -52,8 +52,11 @@ enum Ending {
     Shutdown,
 }
 
-fn storage_failure(what: &str, e: &dyn std::fmt::Display) -> Ending {
-    let mut f = JobFailure::new(format!("could not {what}: {e}"));
+fn storage_failure(what: &str, e: &(dyn std::error::Error + 'static)) -> Ending {
+    let mut f = JobFailure::new(format!(
+        "could not {what}: {}",
+        htsprep_shared::error::chain(e)
+    ));
     f.retryable = true;
     Ending::Failed(f)
 }
@@ -81,7 +84,7 @@ pub async fn run_job(
         let _ = updates.try_send(u);
     };
     if let Err(e) = ctx.store.mark_running(&fence, ctx.worker.clone()).await {
-        tracing::warn!(job_id = %spec.job_id, error = %e, "refusing a job this lease does not hold");
+        tracing::warn!(job_id = %spec.job_id, error = %htsprep_shared::error::chain(&e), "refusing a job this lease does not hold");
         report(JobUpdate::Failed(JobFailure::new(format!(
             "job {} was not started: {e}",
             spec.job_id
@@ -256,7 +259,7 @@ async fn heartbeat_loop(
                 return;
             }
             Err(e) => {
-                tracing::warn!(job_id = %fence.job_id, error = %e, "heartbeat failed; will retry")
+                tracing::warn!(job_id = %fence.job_id, error = %htsprep_shared::error::chain(&e), "heartbeat failed; will retry")
             }
         }
     }

@@ -44,7 +44,7 @@ impl JobStages {
             Ok(_) => Ok(()),
             Err(e) => {
                 if !e.is_permanent() {
-                    tracing::warn!(error = %e, "could not record a job event; continuing");
+                    tracing::warn!(error = %htsprep_shared::error::chain(&e), "could not record a job event; continuing");
                     return Ok(());
                 }
                 self.cancel.cancel();
