@@ -23,7 +23,7 @@ use futures::stream::BoxStream;
 
 pub use error::ArtifactError;
 pub use key::{ArtifactKey, KeyError};
-pub use local::{LocalArtifactStore, READ_CHUNK, read_file_range};
+pub use local::{LocalArtifactStore, READ_CHUNK, disk_segment, read_file_range};
 pub use range::{GetRange, RangeError};
 pub use s3::{MIN_PART, S3ArtifactStore};
 

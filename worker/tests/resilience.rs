@@ -134,16 +134,30 @@ async fn size_mismatch_is_reported() {
     let h = Harness::new().await;
     let path = repo_testdata("test.broadPeak");
     let url = url::Url::from_file_path(&path).unwrap().to_string();
+    // Shorter than the catalog says: found at the end.
     let ran = h
         .run(
-            h.spec("size", Format::BroadPeak, &url, md5_of(&path), 12)
+            h.spec("size", Format::BroadPeak, &url, md5_of(&path), 99_999)
                 .await,
         )
         .await;
     assert_eq!(ran.job.status, JobStatus::Failed);
     let msg = ran.job.error.unwrap().message;
     assert!(
-        msg.contains("the catalog says 12 bytes but the source has 4955"),
+        msg.contains("the catalog says 99999 bytes but the source has 4955"),
+        "{msg}"
+    );
+    // Longer: cut off as soon as it passes the catalog size, nothing more is written.
+    let ran = h
+        .run(
+            h.spec("size2", Format::BroadPeak, &url, md5_of(&path), 12)
+                .await,
+        )
+        .await;
+    assert_eq!(ran.job.status, JobStatus::Failed);
+    let msg = ran.job.error.unwrap().message;
+    assert!(
+        msg.contains("sent more than the 12 bytes the catalog gives as its size"),
         "{msg}"
     );
 }

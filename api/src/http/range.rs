@@ -6,7 +6,7 @@
 use std::num::NonZeroUsize;
 use std::ops::Range;
 
-use htsprep_shared::artifacts::{GetRange, RangeError};
+use htsprep_shared::artifacts::GetRange;
 use http_range_header::{RangeUnsatisfiableError, SyntacticallyCorrectRange};
 
 /// More ranges than this in one request are refused (a cheap denial-of-service guard).
@@ -76,10 +76,8 @@ pub enum Plan {
 pub fn plan(ranges: &[GetRange], size: u64) -> Plan {
     let mut resolved: Vec<Range<u64>> = ranges
         .iter()
-        .filter_map(|r| match r.as_range(size) {
-            Ok(r) => Some(r),
-            Err(RangeError::NotSatisfiable { .. } | RangeError::Invalid { .. }) => None,
-        })
+        // A range that misses the object (or is empty) is dropped.
+        .filter_map(|r| r.as_range(size).ok())
         .collect();
     if resolved.is_empty() {
         return Plan::Unsatisfiable;
@@ -101,6 +99,11 @@ pub fn plan(ranges: &[GetRange], size: u64) -> Plan {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// A plan of a single part.
+    fn one(r: Range<u64>) -> Plan {
+        Plan::Parts(std::iter::once(r).collect())
+    }
 
     fn parsed(v: &str) -> Vec<GetRange> {
         parse_range_header(v).unwrap().unwrap()
@@ -159,16 +162,13 @@ mod tests {
     #[test]
     fn overlapping_and_adjacent_ranges_are_coalesced() {
         let r = parsed(&format!("bytes={}", vec!["0-"; 32].join(",")));
-        assert_eq!(plan(&r, 7795), Plan::Parts(vec![0..7795]));
+        assert_eq!(plan(&r, 7795), one(0..7795));
         assert_eq!(
             plan(&parsed("bytes=500-599,0-99,100-199,50-150"), 10_000),
             Plan::Parts(vec![0..200, 500..600])
         );
         // Within the gap: one part; beyond it: two.
-        assert_eq!(
-            plan(&parsed("bytes=0-9,60-69"), 1000),
-            Plan::Parts(vec![0..70])
-        );
+        assert_eq!(plan(&parsed("bytes=0-9,60-69"), 1000), one(0..70));
         assert_eq!(
             plan(&parsed("bytes=0-9,200-209"), 1000),
             Plan::Parts(vec![0..10, 200..210])
@@ -181,10 +181,7 @@ mod tests {
             plan(&parsed("bytes=100-,200-300"), 100),
             Plan::Unsatisfiable
         );
-        assert_eq!(
-            plan(&parsed("bytes=100-,0-9"), 100),
-            Plan::Parts(vec![0..10])
-        );
+        assert_eq!(plan(&parsed("bytes=100-,0-9"), 100), one(0..10));
         assert_eq!(plan(&parsed("bytes=-5"), 0), Plan::Unsatisfiable);
     }
 

@@ -137,4 +137,75 @@ mod tests {
             Err(KeyError::TooLong)
         );
     }
+
+    mod properties {
+        use super::*;
+        use crate::artifacts::LocalArtifactStore;
+        use crate::artifacts::local::MAX_DISK_SEGMENT;
+        use proptest::prelude::*;
+        use std::path::Component;
+
+        fn allowed(s: &str) -> bool {
+            !s.is_empty()
+                && s.len() <= MAX_LEN
+                && !s.starts_with('/')
+                && !s.chars().any(|c| c == '\0' || c == '\\' || c.is_control())
+                && s.split('/').all(|seg| !matches!(seg, "" | "." | ".."))
+        }
+
+        fn segment() -> impl Strategy<Value = String> {
+            prop_oneof![
+                "[A-Za-z0-9._-]{1,256}",
+                Just("..".to_owned()),
+                Just(".".to_owned()),
+                Just(String::new()),
+                "\\PC{1,12}",
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(10_000))]
+
+            /// A key is accepted exactly when the rule allows it, and an accepted key's path in
+            /// the local store stays under the store's root, one normal component per segment,
+            /// each short enough for a file name.
+            #[test]
+            fn keys_never_escape_their_root(
+                segs in prop::collection::vec(segment(), 1..6),
+                lead in prop_oneof![Just(""), Just("/")],
+            ) {
+                let s = format!("{lead}{}", segs.join("/"));
+                static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+                let dir = DIR.get_or_init(|| tempfile::tempdir().unwrap());
+                let store = LocalArtifactStore::open(dir.path()).unwrap();
+                let root = store.path_of(&ArtifactKey::parse("x").unwrap());
+                let root = root.parent().unwrap();
+                match ArtifactKey::parse(&s) {
+                    Ok(key) => {
+                        prop_assert!(allowed(&s), "{:?} accepted", s);
+                        let path = store.path_of(&key);
+                        let rest = path.strip_prefix(root).unwrap();
+                        let parts: Vec<Component> = rest.components().collect();
+                        prop_assert_eq!(parts.len(), key.segments().count());
+                        for c in parts {
+                            match c {
+                                Component::Normal(n) => prop_assert!(n.len() <= MAX_DISK_SEGMENT + 70),
+                                other => return Err(TestCaseError::fail(format!("{other:?} in {s:?}"))),
+                            }
+                        }
+                    }
+                    Err(_) => prop_assert!(!allowed(&s), "{:?} refused", s),
+                }
+            }
+
+            /// Distinct long segments stay distinct on disk.
+            #[test]
+            fn long_segments_map_to_distinct_names(a in "[a-z]{201,256}", b in "[a-z]{201,256}") {
+                use crate::artifacts::local::disk_segment;
+                prop_assume!(a != b);
+                prop_assert_ne!(disk_segment(&a), disk_segment(&b));
+                prop_assert!(disk_segment(&a).len() <= 255);
+            }
+        }
+    }
 }

@@ -193,4 +193,108 @@ mod tests {
             );
         }
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn ident() -> impl Strategy<Value = String> {
+            "[A-Za-z0-9._-]{1,256}".prop_filter("dot names", |s| s != "." && s != "..")
+        }
+
+        fn url() -> impl Strategy<Value = String> {
+            prop_oneof![
+                ("[a-z][a-z0-9-]{0,20}", "[A-Za-z0-9_./-]{0,40}")
+                    .prop_map(|(h, p)| format!("https://{h}.example/{p}")),
+                ("[a-z0-9][a-z0-9.-]{2,20}", "[A-Za-z0-9_/-]{1,40}")
+                    .prop_map(|(b, k)| format!("s3://{b}/{k}")),
+                "[A-Za-z0-9_/-]{1,40}".prop_map(|p| format!("file:///{p}")),
+            ]
+        }
+
+        const FORMATS: [&str; 13] = [
+            "SAM",
+            "bam",
+            "VCF",
+            "gff",
+            "GFF3",
+            "gtf",
+            "BED",
+            "narrowPeak",
+            "broadpeak",
+            "bigBed",
+            "bigWig",
+            "csv",
+            "TSV",
+        ];
+
+        fn row() -> impl Strategy<Value = serde_json::Value> {
+            (
+                ident(),
+                ident(),
+                "[0-9a-fA-F]{32}",
+                any::<u64>(),
+                prop::sample::select(FORMATS.to_vec()),
+                url(),
+                prop::option::of(url()),
+            )
+                .prop_map(|(dcc, id, md5, size, format, url, bai)| {
+                    let mut row = serde_json::json!({
+                        "dcc": dcc, "local_id": id, "md5": md5, "size": size,
+                        "format": format, "access_url": url,
+                    });
+                    if let Some(b) = bai {
+                        row["sidecars"] = serde_json::json!({"BAI": b});
+                    }
+                    row
+                })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(10_000))]
+
+            #[test]
+            fn every_well_formed_row_parses_to_what_it_says(row in row()) {
+                let r = parse_manifest_line(&row.to_string()).unwrap();
+                prop_assert_eq!(r.dcc.as_str(), row["dcc"].as_str().unwrap());
+                prop_assert_eq!(r.local_id.as_str(), row["local_id"].as_str().unwrap());
+                prop_assert_eq!(r.md5.as_str(), row["md5"].as_str().unwrap().to_ascii_lowercase());
+                prop_assert_eq!(r.size, row["size"].as_u64().unwrap());
+                prop_assert_eq!(r.format, Format::parse(row["format"].as_str().unwrap()).unwrap());
+                // URLs compare as parsed (`https://h/.` is `https://h/`).
+                prop_assert_eq!(
+                    r.access_url.as_url(),
+                    &url::Url::parse(row["access_url"].as_str().unwrap()).unwrap()
+                );
+                prop_assert_eq!(r.sidecars.len(), usize::from(row.get("sidecars").is_some()));
+            }
+
+            #[test]
+            fn a_row_with_one_bad_field_names_that_field(
+                row in row(),
+                which in 0usize..6,
+                junk in "[ /\\:*?<>|]{1,3}",
+            ) {
+                let mut bad = row.clone();
+                let (field, value) = match which {
+                    0 => ("dcc", format!("{}{junk}", row["dcc"].as_str().unwrap())),
+                    1 => ("local_id", format!("{junk}{}", row["local_id"].as_str().unwrap())),
+                    2 => ("md5", format!("{}0", row["md5"].as_str().unwrap())),
+                    3 => ("format", format!("{}x", row["format"].as_str().unwrap())),
+                    4 => ("access_url", format!("ftp://{junk}")),
+                    _ => ("local_id", "x".repeat(257)),
+                };
+                bad[field] = serde_json::json!(value);
+                let err = parse_manifest_line(&bad.to_string()).unwrap_err();
+                prop_assert!(err.starts_with(&format!("{field}:")), "{}: {}", field, err);
+            }
+
+            #[test]
+            fn any_line_is_parsed_or_refused_without_panicking(line in "\\PC{0,200}") {
+                if let Err(e) = parse_manifest_line(&line) {
+                    prop_assert!(!e.is_empty());
+                }
+            }
+        }
+    }
 }

@@ -123,4 +123,40 @@ mod tests {
         let err = serde_json::from_str::<Ident>("\"a/../b\"").unwrap_err();
         assert!(err.to_string().contains("'/'"), "{err}");
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// The documented rule, written independently of the parser.
+        fn allowed(s: &str) -> bool {
+            (1..=256).contains(&s.chars().count())
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+                && s != "."
+                && s != ".."
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(10_000))]
+
+            #[test]
+            fn identifiers_are_accepted_exactly_by_the_rule(
+                s in prop_oneof!["[A-Za-z0-9._-]{0,260}", "\\PC{0,40}", "[.]{1,3}"],
+            ) {
+                match Ident::parse(&s) {
+                    Ok(id) => {
+                        prop_assert!(allowed(&s), "{:?} accepted", s);
+                        prop_assert_eq!(id.as_str(), s.as_str());
+                        let json = serde_json::to_string(&id).unwrap();
+                        prop_assert_eq!(serde_json::from_str::<Ident>(&json).unwrap(), id);
+                    }
+                    Err(e) => {
+                        prop_assert!(!allowed(&s), "{:?} refused: {}", s, e);
+                        prop_assert!(serde_json::from_value::<Ident>(serde_json::json!(s)).is_err());
+                    }
+                }
+            }
+        }
+    }
 }
