@@ -259,6 +259,15 @@ impl Executor {
 
     /// Waits until the job may have changed, at most until `until`: at once on a change when
     /// this replica drives it, else after a short poll interval (another replica drives it).
+    /// Whether `job` is active but its owner has gone quiet (asking [`Executor::ensure`] again
+    /// takes it over).
+    pub fn is_stale(&self, job: &JobRecord) -> bool {
+        self.inner
+            .settings
+            .policy()
+            .is_stale(job, self.inner.store.clock().now())
+    }
+
     pub async fn changed(&self, job_id: &JobId, until: tokio::time::Instant) {
         const POLL: Duration = Duration::from_millis(500);
         match self.inner.watches.subscribe(job_id) {

@@ -21,6 +21,8 @@ pub struct AwsSettings {
     pub endpoint_url: Option<String>,
     /// `HTSPREP_S3_PATH_STYLE`: path-style S3 URLs (default: on with an endpoint URL).
     pub s3_path_style: bool,
+    /// `AWS_MAX_ATTEMPTS`: tries per AWS call, retries included (default 4).
+    pub max_attempts: u32,
 }
 
 impl AwsSettings {
@@ -36,17 +38,19 @@ impl AwsSettings {
         }
         let default_path_style = endpoint_url.is_some();
         let s3_path_style = env.flag("HTSPREP_S3_PATH_STYLE", default_path_style);
+        let max_attempts = u32::try_from(env.count("AWS_MAX_ATTEMPTS", 4)).unwrap_or(u32::MAX);
         Self {
             region,
             endpoint_url,
             s3_path_style,
+            max_attempts,
         }
     }
 
     pub async fn sdk_config(&self) -> aws_config::SdkConfig {
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .region(aws_config::Region::new(self.region.clone()))
-            .retry_config(RetryConfig::standard().with_max_attempts(4))
+            .retry_config(RetryConfig::standard().with_max_attempts(self.max_attempts))
             .timeout_config(
                 TimeoutConfig::builder()
                     .connect_timeout(Duration::from_secs(5))

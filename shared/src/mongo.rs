@@ -228,15 +228,24 @@ pub(crate) fn is_transient(e: &mongodb::error::Error) -> bool {
         || e.contains_label("TransientTransactionError")
 }
 
-/// Runs an idempotent operation, retrying transient failures a few times with backoff.
+/// Runs an idempotent operation, retrying transient failures a few times with backoff. A
+/// server-selection timeout is not retried: the driver has already looked for a server for
+/// the whole `MONGODB_CONNECT_TIMEOUT_SECONDS`, and callers answer 503 sooner without another.
 pub(crate) async fn retrying<T, F, Fut>(op: F) -> Result<T, mongodb::error::Error>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, mongodb::error::Error>>,
 {
     use crate::retry::{Retryable, backoff};
+    let worth_retrying = |e: &mongodb::error::Error| {
+        is_transient(e)
+            && !matches!(
+                e.kind.as_ref(),
+                mongodb::error::ErrorKind::ServerSelection { .. }
+            )
+    };
     op.retry(backoff(4, Duration::from_millis(100)))
-        .when(is_transient)
+        .when(worth_retrying)
         .notify(|e, wait| tracing::warn!(error = %crate::error::chain(e), ?wait, "transient MongoDB error; retrying"))
         .await
 }

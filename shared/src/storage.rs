@@ -39,6 +39,11 @@ pub struct StorageConfig {
 pub struct S3Location {
     pub bucket: String,
     pub prefix: String,
+    /// `HTSPREP_S3_MULTIPART_THRESHOLD`: artifacts larger than this go up in parts (default
+    /// 64M).
+    pub multipart_threshold: u64,
+    /// `HTSPREP_S3_PART_SIZE`: the size of those parts (default 16M, at least 5M).
+    pub part_size: u64,
 }
 
 /// The opened stores.
@@ -91,9 +96,19 @@ impl StorageConfig {
             );
         }
         let create_indexes = env.flag("HTSPREP_CREATE_INDEXES", true);
+        let multipart_threshold = env.bytes("HTSPREP_S3_MULTIPART_THRESHOLD", 64 << 20);
+        let part_size = env.bytes("HTSPREP_S3_PART_SIZE", 16 << 20);
+        if part_size < 5 << 20 {
+            env.error(
+                "HTSPREP_S3_PART_SIZE",
+                "must be at least 5M (S3's smallest part)",
+            );
+        }
         let s3 = env.optional("WORKFLOW_S3_BUCKET").map(|bucket| S3Location {
             bucket,
             prefix: env.optional("WORKFLOW_S3_PREFIX").unwrap_or_default(),
+            multipart_threshold,
+            part_size,
         });
         if let Some(loc) = &s3
             && (loc.bucket.len() < 3 || loc.bucket.len() > 63 || loc.bucket.contains('/'))
@@ -154,11 +169,10 @@ impl StorageConfig {
         match &self.s3 {
             Some(loc) => {
                 let client = self.aws.s3_client().await;
-                Ok(Arc::new(S3ArtifactStore::new(
-                    client,
-                    &loc.bucket,
-                    &loc.prefix,
-                )))
+                Ok(Arc::new(
+                    S3ArtifactStore::new(client, &loc.bucket, &loc.prefix)
+                        .with_parts(loc.multipart_threshold, loc.part_size),
+                ))
             }
             None => Ok(Arc::new(LocalArtifactStore::open(&self.artifacts_dir())?)),
         }

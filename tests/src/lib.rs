@@ -106,4 +106,5 @@ pub mod api;
 pub mod ecs;
 pub mod gmod;
 pub mod origin;
+pub mod proxy;
 pub mod slow_http;

@@ -32,12 +32,20 @@ async fn serve(config: WorkerConfig) -> anyhow::Result<()> {
     let health = TcpListener::bind(config.health_listen)
         .await
         .with_context(|| format!("bind health {}", config.health_listen))?;
-    // The local fleet reads this line to learn the ports chosen for port 0.
-    println!(
-        "htsprep-worker ready grpc={} health={}",
-        grpc.local_addr()?,
-        health.local_addr()?
-    );
+    // The local fleet reads this line to learn the ports chosen for port 0. If whoever started
+    // this worker is gone before reading it, nobody will dispatch here: stop instead of idling.
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        writeln!(
+            out,
+            "htsprep-worker ready grpc={} health={}",
+            grpc.local_addr()?,
+            health.local_addr()?
+        )
+        .and_then(|()| out.flush())
+        .context("announce the listening ports (the process that started this worker is gone)")?;
+    }
     server::run(
         config,
         grpc,

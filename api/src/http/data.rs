@@ -307,13 +307,23 @@ async fn cold(
     if claim.outcome == ClaimOutcome::Failed {
         return Err(failed(file, &claim.job));
     }
-    let job_id = claim.job.job_id.clone();
+    let mut job_id = claim.job.job_id.clone();
     let Some(wait) = wait else {
         return Ok(accepted(claim.job.into()));
     };
     let deadline = tokio::time::Instant::now() + wait;
     loop {
-        let job = state.store.get(&job_id).await?;
+        let mut job = state.store.get(&job_id).await?;
+        if state.executor.is_stale(&job) {
+            // Its owner is gone (a replica died while driving it): take it over and wait on.
+            match state.executor.ensure(file).await.map_err(exec_error)? {
+                Ensured::Ready => return serve_artifact(state, method, headers, key).await,
+                Ensured::Job(claim) => {
+                    job = claim.job;
+                    job_id = job.job_id.clone();
+                }
+            }
+        }
         match job.status {
             JobStatus::Completed => {
                 if is_ready(state, index).await? {

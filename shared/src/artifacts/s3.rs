@@ -5,6 +5,10 @@
 //! readers never see a half-written artifact, and a published one is never replaced. Keys live
 //! under an optional prefix.
 
+use std::time::Duration;
+
+use crate::error::chain;
+use crate::retry::{Retryable, backoff};
 use std::ops::Range;
 use std::path::Path;
 
@@ -140,16 +144,26 @@ impl S3ArtifactStore {
             Ok(())
         }
         .await;
-        if result.is_err() {
-            // Nothing becomes visible; free the parts.
-            let _ = self
-                .client
-                .abort_multipart_upload()
-                .bucket(&self.bucket)
-                .key(object)
-                .upload_id(&upload_id)
-                .send()
-                .await;
+        if let Err(e) = &result {
+            // Nothing becomes visible; free the parts. S3 may be what failed, so the abort is
+            // retried for a while (the bucket's lifecycle rule removes what is left after that).
+            let abort = || {
+                self.client
+                    .abort_multipart_upload()
+                    .bucket(&self.bucket)
+                    .key(object)
+                    .upload_id(&upload_id)
+                    .send()
+            };
+            match abort.retry(backoff(6, Duration::from_millis(500))).await {
+                Ok(_) => {
+                    tracing::info!(key = %key, error = %chain(e), "multipart upload failed and was aborted")
+                }
+                Err(abort_err) => tracing::warn!(
+                    key = %key, error = %chain(e), abort_error = %chain(&abort_err),
+                    "multipart upload failed and could not be aborted; the bucket's lifecycle rule will remove its parts"
+                ),
+            }
         }
         result
     }
