@@ -52,6 +52,43 @@ impl Error for Cause {
     }
 }
 
+/// `is_permanent`, `unavailable` and `backend` for a store's error enum, which has
+/// `Unavailable { context, source }` (retrying may help) and `Backend { context, source }`
+/// (it will not) variants whose `source` is an `Option<Cause>`.
+#[macro_export]
+macro_rules! store_error_constructors {
+    ($error:ident) => {
+        impl $error {
+            /// Whether retrying the same call cannot help.
+            pub fn is_permanent(&self) -> bool {
+                !matches!(self, $error::Unavailable { .. })
+            }
+
+            /// The store could not be reached doing `context`; retrying may help.
+            pub fn unavailable(
+                context: impl Into<String>,
+                source: impl std::error::Error + Send + Sync + 'static,
+            ) -> Self {
+                Self::Unavailable {
+                    context: context.into(),
+                    source: Some($crate::error::Cause::new(source)),
+                }
+            }
+
+            /// The store failed doing `context`; retrying will not help.
+            pub fn backend(
+                context: impl Into<String>,
+                source: impl std::error::Error + Send + Sync + 'static,
+            ) -> Self {
+                Self::Backend {
+                    context: context.into(),
+                    source: Some($crate::error::Cause::new(source)),
+                }
+            }
+        }
+    };
+}
+
 /// `error: cause: cause of the cause`, skipping a cause whose text its parent already shows.
 pub fn chain(e: &(dyn Error + 'static)) -> String {
     let mut out = e.to_string();

@@ -27,6 +27,19 @@ pub fn file_roots() -> String {
     )
 }
 
+/// Why a job was rescheduled: the `reason` of the first `rescheduled` event of its timeline (as
+/// `/jobs/{id}` shows it to the admin). Panics when there is none.
+pub fn rescheduled_reason(job: &serde_json::Value) -> String {
+    job["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .find(|e| e["kind"] == "rescheduled")
+        .and_then(|e| e["reason"].as_str())
+        .unwrap_or_else(|| panic!("the retry says why: {job:#}"))
+        .to_owned()
+}
+
 /// A built workspace binary. `scripts/test.sh` builds them before the tests run; running
 /// `cargo build --workspace --bins` by hand does the same.
 pub fn bin(name: &str) -> PathBuf {

@@ -268,13 +268,7 @@ async fn killing_the_worker_mid_job_is_recovered() {
     let job = api.wait_job(&job_id, Duration::from_secs(120)).await;
     assert_eq!(job["status"], "completed", "{job:#}");
     assert_eq!(job["attempt"], 2, "retried once");
-    let reason = job["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["kind"] == "rescheduled")
-        .map(|e| e["reason"].as_str().unwrap().to_owned())
-        .expect("the retry says why");
+    let reason = htsprep_tests::rescheduled_reason(&job);
     assert!(reason.contains("worker"), "{reason}");
     assert!(
         std::fs::read_dir(api.staging()).unwrap().next().is_none(),

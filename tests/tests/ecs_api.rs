@@ -273,14 +273,7 @@ async fn a_task_lost_with_its_api_is_found_by_asking_ecs_and_its_job_completes()
     let job = b.wait_job(&job_id, MINUTES).await;
     assert_eq!(job["status"], "completed", "{job:#}");
     assert_eq!(job["attempt"], 2, "{job:#}");
-    let reason = job["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["kind"] == "rescheduled")
-        .and_then(|e| e["reason"].as_str())
-        .unwrap_or_default()
-        .to_owned();
+    let reason = htsprep_tests::rescheduled_reason(&job);
     assert!(
         reason.contains("stopped: Essential container in task exited (exit code 137)"),
         "the reason is ECS's: {reason}"

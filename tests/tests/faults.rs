@@ -368,13 +368,7 @@ async fn s3_lost_mid_multipart_upload_fails_cleanly_and_the_retry_publishes() {
         job["attempt"], 2,
         "the cut attempt failed; the next one published"
     );
-    let reason = job["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["kind"] == "rescheduled")
-        .map(|e| e["reason"].as_str().unwrap().to_owned())
-        .expect("the retry says why");
+    let reason = htsprep_tests::rescheduled_reason(&job);
     assert!(reason.contains("artifact store"), "{reason}");
     // The failed upload was aborted: no parts are left behind.
     let uploads = s3

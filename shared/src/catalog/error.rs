@@ -24,31 +24,4 @@ pub enum CatalogError {
     },
 }
 
-impl CatalogError {
-    /// Whether retrying the same call cannot help.
-    pub fn is_permanent(&self) -> bool {
-        !matches!(self, CatalogError::Unavailable { .. })
-    }
-
-    /// The catalog could not be reached doing `context`; retrying may help.
-    pub fn unavailable(
-        context: impl Into<String>,
-        source: impl std::error::Error + Send + Sync + 'static,
-    ) -> Self {
-        Self::Unavailable {
-            context: context.into(),
-            source: Some(Cause::new(source)),
-        }
-    }
-
-    /// The catalog failed doing `context`; retrying will not help.
-    pub fn backend(
-        context: impl Into<String>,
-        source: impl std::error::Error + Send + Sync + 'static,
-    ) -> Self {
-        Self::Backend {
-            context: context.into(),
-            source: Some(Cause::new(source)),
-        }
-    }
-}
+crate::store_error_constructors!(CatalogError);
