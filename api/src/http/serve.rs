@@ -10,6 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use bytes::Bytes;
 use futures::StreamExt;
+use headers::{ETag, HeaderMapExt, IfNoneMatch, IfRange, LastModified};
 use htsprep_shared::artifacts::{
     ArtifactError, ArtifactKey, ArtifactStore, GetRange, GetResult, ObjectMeta,
 };
@@ -45,36 +46,21 @@ fn quoted(etag: &str) -> String {
     format!("\"{etag}\"")
 }
 
-/// Whether an `If-None-Match` value matches (weak comparison).
-fn none_match(value: &str, etag: &str) -> bool {
-    value
-        .split(',')
-        .map(str::trim)
-        .any(|t| t == "*" || t.trim_start_matches("W/") == quoted(etag))
+/// The object's validator as a typed entity tag.
+fn etag_of(meta: &ObjectMeta) -> Option<ETag> {
+    quoted(&meta.etag).parse().ok()
 }
 
-/// Whether an `If-Range` value still describes the representation (strong comparison for
-/// entity tags, exact match for dates).
-fn if_range_holds(value: &str, meta: &ObjectMeta) -> bool {
-    let value = value.trim();
-    if value.starts_with('"') {
-        return value == quoted(&meta.etag);
-    }
-    if value.starts_with("W/") {
-        return false;
-    }
-    match httpdate::parse_http_date(value) {
-        Ok(date) => {
-            let lm: std::time::SystemTime = meta.last_modified.into();
-            let secs = |t: std::time::SystemTime| {
-                t.duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or(0)
-            };
-            secs(date) == secs(lm)
-        }
-        Err(_) => false,
-    }
+/// Whether `If-None-Match` matches the object (weak comparison): answer 304.
+fn none_match(inm: &IfNoneMatch, meta: &ObjectMeta) -> bool {
+    etag_of(meta).is_some_and(|e| !inm.precondition_passes(&e))
+}
+
+/// Whether `If-Range` still describes the object (strong comparison for entity tags; a date at
+/// or after its Last-Modified): serve the range, else the whole object.
+fn if_range_holds(ir: &IfRange, meta: &ObjectMeta) -> bool {
+    let modified: std::time::SystemTime = meta.last_modified.into();
+    !ir.is_modified(etag_of(meta).as_ref(), Some(&LastModified::from(modified)))
 }
 
 fn base_headers(h: &mut HeaderMap, meta: &ObjectMeta, content_type: &'static str) {
@@ -113,10 +99,10 @@ pub async fn serve(
         }
         None => None,
     };
-    let if_none_match = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok());
-    let if_range = headers.get(header::IF_RANGE).and_then(|v| v.to_str().ok());
+    // Malformed conditionals are ignored, as if absent (RFC 9110 §13.1).
+    let if_none_match: Option<IfNoneMatch> = headers.typed_get();
+    let if_range: Option<IfRange> = headers.typed_get();
+    let (if_none_match, if_range) = (if_none_match.as_ref(), if_range.as_ref());
 
     match ranges {
         // The hot path: one range, one open.
@@ -136,7 +122,7 @@ pub async fn serve(
                 other => other?,
             };
             if let Some(inm) = if_none_match
-                && none_match(inm, &got.meta.etag)
+                && none_match(inm, &got.meta)
             {
                 return Ok(not_modified(&got.meta, content_type));
             }
@@ -175,11 +161,11 @@ async fn full(
     method: &Method,
     content_type: &'static str,
     opener: &dyn Opener,
-    if_none_match: Option<&str>,
+    if_none_match: Option<&IfNoneMatch>,
 ) -> Result<Response, ApiError> {
     let got = opener.get(None).await?;
     if let Some(inm) = if_none_match
-        && none_match(inm, &got.meta.etag)
+        && none_match(inm, &got.meta)
     {
         return Ok(not_modified(&got.meta, content_type));
     }
@@ -212,12 +198,12 @@ async fn multi(
     content_type: &'static str,
     opener: &dyn Opener,
     ranges: Vec<GetRange>,
-    if_none_match: Option<&str>,
-    if_range: Option<&str>,
+    if_none_match: Option<&IfNoneMatch>,
+    if_range: Option<&IfRange>,
 ) -> Result<Response, ApiError> {
     let meta = opener.head().await?;
     if let Some(inm) = if_none_match
-        && none_match(inm, &meta.etag)
+        && none_match(inm, &meta)
     {
         return Ok(not_modified(&meta, content_type));
     }
@@ -393,7 +379,7 @@ mod tests {
         h.insert(header::RANGE, HeaderValue::from_str(range).unwrap());
         let resp = serve(&Method::GET, &h, "application/octet-stream", mem)
             .await
-            .unwrap();
+            .unwrap_or_else(axum::response::IntoResponse::into_response);
         let (parts, body) = resp.into_parts();
         let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
         (parts.status, parts.headers, bytes.to_vec())
@@ -428,8 +414,11 @@ mod tests {
                 .collect();
             let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
             let (status, headers, body) = rt.block_on(answer(&mem, &header));
-            let declared: usize = headers[header::CONTENT_LENGTH].to_str().unwrap().parse().unwrap();
-            prop_assert_eq!(declared, body.len());
+            if status != StatusCode::RANGE_NOT_SATISFIABLE {
+                let declared: usize =
+                    headers[header::CONTENT_LENGTH].to_str().unwrap().parse().unwrap();
+                prop_assert_eq!(declared, body.len());
+            }
             let served: Vec<(u64, Vec<u8>)> = match status {
                 StatusCode::RANGE_NOT_SATISFIABLE => {
                     prop_assert!(asked.is_empty());

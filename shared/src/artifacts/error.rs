@@ -12,8 +12,13 @@ pub enum ArtifactError {
     InvalidKey(#[from] KeyError),
     #[error(transparent)]
     Range(#[from] RangeError),
-    #[error("source file for artifact {key} is unreadable: {reason}")]
-    Source { key: String, reason: String },
+    #[error("the file to publish as artifact {key} ({path}) is unreadable")]
+    Source {
+        key: String,
+        path: String,
+        #[source]
+        source: Cause,
+    },
     #[error("artifact store unavailable: {context}")]
     Unavailable {
         context: String,

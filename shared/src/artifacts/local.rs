@@ -293,7 +293,8 @@ impl ArtifactStore for LocalArtifactStore {
             if e.kind() == std::io::ErrorKind::NotFound && !src.exists() {
                 ArtifactError::Source {
                     key: key.to_string(),
-                    reason: format!("{} does not exist", src.display()),
+                    path: src.display().to_string(),
+                    source: crate::error::Cause::new(e),
                 }
             } else {
                 io_err("stage", key, e)

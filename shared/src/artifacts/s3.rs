@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use crate::error::chain;
+use crate::error::{Cause, chain};
 use crate::retry::{Retryable, backoff};
 use std::ops::Range;
 use std::path::Path;
@@ -104,8 +104,9 @@ impl S3ArtifactStore {
                     .build()
                     .await
                     .map_err(|e| ArtifactError::Source {
-                        key: object.to_owned(),
-                        reason: e.to_string(),
+                        key: key.to_string(),
+                        path: src.display().to_string(),
+                        source: Cause::new(e),
                     })?;
                 let part = self
                     .client
@@ -316,7 +317,8 @@ impl ArtifactStore for S3ArtifactStore {
             .await
             .map_err(|e| ArtifactError::Source {
                 key: key.to_string(),
-                reason: format!("{}: {e}", src.display()),
+                path: src.display().to_string(),
+                source: Cause::new(e),
             })?
             .len();
         let object = self.object(key);
@@ -327,7 +329,8 @@ impl ArtifactStore for S3ArtifactStore {
                 .await
                 .map_err(|e| ArtifactError::Source {
                     key: key.to_string(),
-                    reason: e.to_string(),
+                    path: src.display().to_string(),
+                    source: Cause::new(e),
                 })?;
             self.client
                 .put_object()

@@ -14,6 +14,12 @@ pub enum FetchError {
     UnsupportedScheme { url: String, scheme: String },
     #[error("source {url} was not found ({reason})")]
     NotFound { url: String, reason: String },
+    #[error("source {url} cannot be opened")]
+    Open {
+        url: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("source {url} is unreachable: {what}")]
     Unreachable {
         url: String,

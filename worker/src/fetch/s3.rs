@@ -1,7 +1,6 @@
 //! `s3://bucket/key` sources, streamed to disk with the worker's S3 client.
 
 use aws_sdk_s3::Client;
-use aws_sdk_s3::error::DisplayErrorContext;
 use htsprep_shared::domain::Md5;
 use htsprep_shared::error::Cause;
 use url::Url;
@@ -51,7 +50,7 @@ pub(crate) async fn download(
                 },
                 _ if status == Some(404) => FetchError::NotFound {
                     url: url.to_string(),
-                    reason: DisplayErrorContext(&e).to_string(),
+                    reason: "HTTP 404".into(),
                 },
                 _ => match status {
                     Some(code) => FetchError::HttpStatus {

@@ -93,9 +93,9 @@ pub(crate) async fn copy_file(
     let path = policy.check_file(url.as_url())?;
     let mut src = tokio::fs::File::open(&path)
         .await
-        .map_err(|e| FetchError::NotFound {
+        .map_err(|source| FetchError::Open {
             url: url.to_string(),
-            reason: e.to_string(),
+            source,
         })?;
     let mut out = HashingFile::create(target, url.to_string()).await?;
     let mut buf = vec![0u8; 256 * 1024];
