@@ -10,7 +10,7 @@
 # samtools index also refuses unsorted input ("Unsorted positions", "NO_COOR reads not in a
 #   single block", "Chromosome blocks not continuous") and then leaves a partial index file
 #   behind; it is removed here.
-# Env:    TMPDIR (existing per-job dir).
+# Env:    TMPDIR (existing per-job dir), THREADS (samtools index -@; default 1).
 # Exit:   0 ok; 1 input corrupt/truncated/not BAM (reason on stderr); 2 usage/environment;
 #         4 input is not coordinate-sorted (the caller then runs bam_sort.sh + bam_index.sh:
 #         htslib checks order while indexing and stops at the first out-of-order record).
@@ -34,9 +34,9 @@ if [ "${#maxlen}" -gt 15 ] || [ "$maxlen" -gt 536870912 ]; then kind=csi; else k
 rm -f -- "$bam.bai" "$bam.csi"
 trap '[ "$ok" = 1 ] || rm -f -- "$bam.bai" "$bam.csi"' EXIT
 if [ "$kind" = csi ]; then
-  samtools index -c -- "$bam" 2> "$err" || rc=$?
+  samtools index -@ "${THREADS:-1}" -c -- "$bam" 2> "$err" || rc=$?
 else
-  samtools index -b -- "$bam" 2> "$err" || rc=$?
+  samtools index -@ "${THREADS:-1}" -b -- "$bam" 2> "$err" || rc=$?
 fi
 if [ "${rc:-0}" != 0 ] || [ -s "$err" ]; then
   head -c 4000 "$err" >&2

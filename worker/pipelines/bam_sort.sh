@@ -5,9 +5,9 @@
 # Usage:  bam_sort.sh IN OUT_BAM
 #   IN       SAM (plain or gzip) or BAM, any order.
 #   OUT_BAM  written: coordinate-sorted BAM (no @PG line added).
-# Memory: samtools sort -m "$SAMTOOLS_SORT_MEM" (per thread; one sort thread is used here);
+# Memory: samtools sort -m "$SAMTOOLS_SORT_MEM" (per thread; THREADS threads, default 1);
 #   temporary files "$TMPDIR/bam_sort.NNNN.bam" (removed at the end in every case).
-# Env:    SAMTOOLS_SORT_MEM (e.g. 256M, >= 1M), TMPDIR (existing per-job dir).
+# Env:    SAMTOOLS_SORT_MEM (e.g. 256M, >= 1M), TMPDIR (existing per-job dir), THREADS.
 # Exit:   0 ok; 1 input unreadable/corrupt/truncated (samtools messages on stderr);
 #         2 usage/environment. Output is removed on failure.
 set -eu
@@ -30,7 +30,7 @@ in=$1 out=$2 ok=0
 err="$TMPDIR/bam_sort.stderr"
 trap '[ "$ok" = 1 ] || rm -f -- "$out"; rm -f -- "$TMPDIR"/bam_sort.[0-9]*.bam' EXIT
 
-if ! samtools sort -m "$mem" -T "$TMPDIR/bam_sort" -O bam --no-PG -o "$out" -- "$in" 2> "$err"; then
+if ! samtools sort -@ "${THREADS:-1}" -m "$mem" -T "$TMPDIR/bam_sort" -O bam --no-PG -o "$out" -- "$in" 2> "$err"; then
   head -c 4000 "$err" >&2
   die 1 "samtools sort failed: input is not a valid SAM/BAM, or is truncated/corrupt (or TMPDIR is full)"
 fi

@@ -9,7 +9,8 @@
 # Cleaning: drops blank lines and lines starting with "track", "browser" or "#";
 #   CRLF -> LF; a row without any tab is split on runs of spaces.
 #   Rejects rows with < 3 columns, non-integer start/end, end < start.
-# Env:    SORT_MEM (sort -S, e.g. 256M), TMPDIR (existing per-job dir). LC_ALL=C is forced.
+# Env:    SORT_MEM (sort -S, e.g. 256M), TMPDIR (existing per-job dir), THREADS (sort --parallel
+#         and bgzip -@; default 1). LC_ALL=C is forced.
 # Exit:   0 ok; 1 bad input (reason on stderr); 2 usage/environment; 3 tool/system failure.
 # Outputs are removed on failure.
 set -eu
@@ -54,8 +55,8 @@ gzip -cdf < "$in" 2> "$gzerr" \
     printf "records=%.0f\nheader_lines=0\nmax_end=%.0f\n", n, maxend > ENVIRON["STATS"]
     close(ENVIRON["STATS"])
   }' \
-| sort -t $'\t' -k1,1 -k2,2n -S "$SORT_MEM" -T "$TMPDIR" \
-| bgzip -c > "$out"
+| sort -t $'\t' -k1,1 -k2,2n -S "$SORT_MEM" -T "$TMPDIR" --parallel="${THREADS:-1}" \
+| bgzip -@ "${THREADS:-1}" -c > "$out"
 st=("${PIPESTATUS[@]}")
 set -e
 # If the caller ignores SIGPIPE (inherited), gzip fails with EPIPE instead of dying of SIGPIPE.

@@ -11,7 +11,7 @@
 #   c) lines returned by an index query of every contig listed by `tabix -l`
 #   d) header lines from `tabix -H` == header_lines in STATS
 # Stdout: "records=N contigs=C header_lines=H index=tbi|csi" on success.
-# Env:    TMPDIR (existing per-job dir). LC_ALL=C is forced.
+# Env:    TMPDIR (existing per-job dir), THREADS (bgzip -@; default 1). LC_ALL=C is forced.
 # Exit:   0 ok; 1 validation failed (reason on stderr); 2 usage/environment.
 set -eu
 set -o pipefail
@@ -35,7 +35,7 @@ by_scan="$TMPDIR/validate_tabix.scan"
 by_index="$TMPDIR/validate_tabix.index"
 
 # b) full decompression: per-contig counts of non-header lines
-bgzip -cd -- "$gz" 2> "$err" | awk -F'\t' '!/^#/ { c[$1]++ } END { for (k in c) print k "\t" c[k] }' | sort > "$by_scan" \
+bgzip -@ "${THREADS:-1}" -cd -- "$gz" 2> "$err" | awk -F'\t' '!/^#/ { c[$1]++ } END { for (k in c) print k "\t" c[k] }' | sort > "$by_scan" \
   || { cat "$err" >&2; die 1 "artifact is not readable BGZF"; }
 
 # c) index: list contigs, then query each whole contig ({name} protects names containing ':')

@@ -10,7 +10,8 @@
 # Checks: first header line is ##fileformat=VCF..., a #CHROM line exists, no header line
 #   after data, data rows have >= 8 tab-separated columns and an integer POS.
 #   CRLF -> LF; blank lines dropped.
-# Env:    SORT_MEM (sort -S, e.g. 256M), TMPDIR (existing per-job dir). LC_ALL=C is forced.
+# Env:    SORT_MEM (sort -S, e.g. 256M), TMPDIR (existing per-job dir), THREADS (sort --parallel
+#         and bgzip -@; default 1). LC_ALL=C is forced.
 # Exit:   0 ok; 1 bad input (reason on stderr); 2 usage/environment; 3 tool/system failure.
 # Outputs are removed on failure.
 set -eu
@@ -70,13 +71,13 @@ gzip -cdf < "$in" 2> "$gzerr" \
     printf "records=%.0f\nheader_lines=%.0f\nmax_end=%.0f\n", n, h, maxend > ENVIRON["STATS"]
     close(ENVIRON["STATS"])
   }' \
-| sort -t $'\t' -k1,1 -k2,2n -S "$SORT_MEM" -T "$TMPDIR" \
+| sort -t $'\t' -k1,1 -k2,2n -S "$SORT_MEM" -T "$TMPDIR" --parallel="${THREADS:-1}" \
 | HDR="$hdr" awk '
   function header(  l) { while ((getline l < ENVIRON["HDR"]) > 0) print l; close(ENVIRON["HDR"]) }
   NR == 1 { header() }
   { print }
   END { if (NR == 0) header() }' \
-| bgzip -c > "$out"
+| bgzip -@ "${THREADS:-1}" -c > "$out"
 st=("${PIPESTATUS[@]}")
 set -e
 # If the caller ignores SIGPIPE (inherited), gzip fails with EPIPE instead of dying of SIGPIPE.

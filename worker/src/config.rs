@@ -42,6 +42,9 @@ pub struct WorkerConfig {
     /// What sources may be fetched, and the timeouts (`HTSPREP_FILE_ROOTS`,
     /// `HTSPREP_ALLOW_PRIVATE_SOURCES`, `HTSPREP_SOURCE_*_TIMEOUT_SECONDS`).
     pub sources: SourcePolicy,
+    /// `HTSPREP_WORKER_THREADS`: threads each job's stages use (sort, bgzip, samtools). Default:
+    /// the CPUs this process may use (cgroup quotas included, so a Fargate task's vCPUs).
+    pub threads: usize,
 }
 
 impl fmt::Debug for WorkerConfig {
@@ -60,6 +63,7 @@ impl fmt::Debug for WorkerConfig {
             .field("resource_id", &self.resource_id)
             .field("ecs_metadata_uri", &self.ecs_metadata_uri)
             .field("sources", &self.sources)
+            .field("threads", &self.threads)
             .finish()
     }
 }
@@ -124,6 +128,8 @@ impl WorkerConfig {
         });
         let resource_id = env.optional("HTSPREP_WORKER_RESOURCE_ID");
         let sources = SourcePolicy::read(&mut env);
+        let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        let threads = env.count("HTSPREP_WORKER_THREADS", cpus);
         env.finish()?;
         Ok(Self {
             grpc_listen,
@@ -139,6 +145,7 @@ impl WorkerConfig {
             resource_id,
             ecs_metadata_uri,
             sources,
+            threads,
         })
     }
 }

@@ -99,7 +99,7 @@ impl Fetcher {
         let target = &target;
         let fetch = async {
             let (size, md5) = match url.scheme() {
-                "file" => sink::copy_file(url, self.http.policy(), target).await?,
+                "file" => sink::link_file(url, self.http.policy(), target).await?,
                 "http" | "https" => {
                     http::download(&self.http, &self.options, url.as_url(), target).await?
                 }

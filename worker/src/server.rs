@@ -78,6 +78,7 @@ pub async fn run(
         work_root: config.work_dir.clone(),
         heartbeat_every: config.heartbeat_every,
         kill_grace: Duration::from_secs(5),
+        threads: config.threads,
     };
     let state = WorkerState::new(ctx, config.max_jobs);
 

@@ -1,4 +1,4 @@
-//! Writing a byte stream to disk while hashing it.
+//! Writing a byte stream to disk while hashing it, or hashing a local source where it is.
 
 use std::path::Path;
 
@@ -17,13 +17,51 @@ pub(crate) struct Target<'a> {
     pub progress: &'a (dyn Fn(u64) + Send + Sync),
 }
 
-/// A file being written, with the running md5 and size of what was written.
-pub(crate) struct HashingFile<'a> {
-    file: tokio::fs::File,
+/// The running md5 and size of a source as it is read, held to the target's size limit and
+/// reported to its progress callback.
+struct Tally<'a> {
     hasher: Md5Hasher,
     size: u64,
     target: &'a Target<'a>,
     url: String,
+}
+
+impl<'a> Tally<'a> {
+    fn new(target: &'a Target<'a>, url: String) -> Self {
+        Self {
+            hasher: Md5Hasher::new(),
+            size: 0,
+            target,
+            url,
+        }
+    }
+
+    /// Counts a chunk; refuses to grow past the limit.
+    fn add(&mut self, chunk: &[u8]) -> Result<(), FetchError> {
+        let size = self.size + chunk.len() as u64;
+        if let Some(max) = self.target.max_size
+            && size > max
+        {
+            return Err(FetchError::TooLarge {
+                url: self.url.clone(),
+                max,
+            });
+        }
+        self.hasher.update(chunk);
+        self.size = size;
+        (self.target.progress)(self.size);
+        Ok(())
+    }
+
+    fn finish(self) -> (u64, Md5) {
+        (self.size, Md5::from_digest(self.hasher.finalize().into()))
+    }
+}
+
+/// A file being written, with the running md5 and size of what was written.
+pub(crate) struct HashingFile<'a> {
+    file: tokio::fs::File,
+    tally: Tally<'a>,
 }
 
 impl<'a> HashingFile<'a> {
@@ -37,35 +75,20 @@ impl<'a> HashingFile<'a> {
             })?;
         Ok(Self {
             file,
-            hasher: Md5Hasher::new(),
-            size: 0,
-            target,
-            url,
+            tally: Tally::new(target, url),
         })
     }
 
     /// Appends a chunk and tells the progress callback; refuses to grow past the limit.
     pub(crate) async fn write(&mut self, chunk: &[u8]) -> Result<(), FetchError> {
-        let size = self.size + chunk.len() as u64;
-        if let Some(max) = self.target.max_size
-            && size > max
-        {
-            return Err(FetchError::TooLarge {
-                url: self.url.clone(),
-                max,
-            });
-        }
-        self.hasher.update(chunk);
-        self.size = size;
+        self.tally.add(chunk)?;
         self.file
             .write_all(chunk)
             .await
             .map_err(|source| FetchError::Io {
                 action: "write",
                 source,
-            })?;
-        (self.target.progress)(self.size);
-        Ok(())
+            })
     }
 
     pub(crate) async fn finish(mut self) -> Result<(u64, Md5), FetchError> {
@@ -80,12 +103,13 @@ impl<'a> HashingFile<'a> {
                 action: "sync",
                 source,
             })?;
-        Ok((self.size, Md5::from_digest(self.hasher.finalize().into())))
+        Ok(self.tally.finish())
     }
 }
 
-/// Copies a `file://` source from under the policy's file roots.
-pub(crate) async fn copy_file(
+/// A `file://` source from under the policy's file roots, used where it is: it is read once to
+/// hash it (never copied), and the target becomes a symbolic link to it.
+pub(crate) async fn link_file(
     url: &AccessUrl,
     policy: &SourcePolicy,
     target: &Target<'_>,
@@ -97,8 +121,8 @@ pub(crate) async fn copy_file(
             url: url.to_string(),
             source,
         })?;
-    let mut out = HashingFile::create(target, url.to_string()).await?;
-    let mut buf = vec![0u8; 256 * 1024];
+    let mut tally = Tally::new(target, url.to_string());
+    let mut buf = vec![0u8; 1024 * 1024];
     loop {
         let n = src.read(&mut buf).await.map_err(|source| FetchError::Io {
             action: "read",
@@ -107,7 +131,74 @@ pub(crate) async fn copy_file(
         if n == 0 {
             break;
         }
-        out.write(&buf[..n]).await?;
+        tally.add(&buf[..n])?;
     }
-    out.finish().await
+    tokio::fs::symlink(&path, target.dest)
+        .await
+        .map_err(|source| FetchError::Io {
+            action: "link",
+            source,
+        })?;
+    Ok(tally.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_local_source_is_hashed_where_it_is_and_linked_not_copied() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("a.bed");
+        let body = b"chr1\t1\t2\nchr1\t5\t9\n".repeat(50_000);
+        std::fs::write(&src, &body).unwrap();
+        let policy = SourcePolicy {
+            file_roots: vec![dir.path().to_owned()],
+            ..SourcePolicy::default()
+        };
+        let url = AccessUrl::parse(url::Url::from_file_path(&src).unwrap().as_str()).unwrap();
+        let seen = AtomicU64::new(0);
+        let progress = |n: u64| seen.store(n, Ordering::SeqCst);
+        let work = tempfile::tempdir().unwrap();
+        let dest = work.path().join("source");
+        let target = Target {
+            dest: &dest,
+            max_size: Some(body.len() as u64),
+            progress: &progress,
+        };
+        let (size, md5) = link_file(&url, &policy, &target).await.unwrap();
+        assert_eq!(size, body.len() as u64);
+        assert_eq!(md5, Md5::from_digest(Md5Hasher::digest(&body).into()));
+        assert_eq!(
+            seen.load(Ordering::SeqCst),
+            size,
+            "progress reached the end"
+        );
+        // No copy: the work directory holds a link to the source.
+        assert!(
+            std::fs::symlink_metadata(&dest)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(
+            std::fs::read_link(&dest).unwrap(),
+            std::fs::canonicalize(&src).unwrap()
+        );
+
+        // Longer than the catalog says: refused while reading, nothing linked.
+        let short = Target {
+            dest: &work.path().join("short"),
+            max_size: Some(1000),
+            progress: &progress,
+        };
+        let err = link_file(&url, &policy, &short).await.unwrap_err();
+        assert!(
+            matches!(err, FetchError::TooLarge { max: 1000, .. }),
+            "{err}"
+        );
+        assert!(!work.path().join("short").exists());
+    }
 }

@@ -32,6 +32,8 @@ pub struct JobContext {
     pub heartbeat_every: Duration,
     /// How long a cancelled stage gets between SIGTERM and SIGKILL.
     pub kill_grace: Duration,
+    /// Threads a stage may use (`THREADS` for sort, bgzip and samtools): the worker's CPUs.
+    pub threads: usize,
 }
 
 /// How a job ended on this worker.
@@ -116,6 +118,7 @@ pub async fn run_job(
                 "SAMTOOLS_SORT_MEM".into(),
                 spec.caps.samtools_sort_mem.clone(),
             ),
+            ("THREADS".into(), ctx.threads.max(1).to_string()),
         ],
         cancel: cancel.clone(),
         kill_grace: ctx.kill_grace,

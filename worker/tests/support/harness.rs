@@ -103,6 +103,7 @@ impl Harness {
             work_root: work,
             heartbeat_every: Duration::from_millis(50),
             kill_grace: Duration::from_millis(500),
+            threads: 2,
         };
         Self {
             dir,
