@@ -3,12 +3,13 @@
 //! The file is opened in WAL mode with a busy timeout, so several processes on one host (the API
 //! and its local workers) can share it. Every call runs on tokio's blocking pool.
 
-use crate::error::Cause;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags};
+
+use crate::error::Cause;
 
 const MAX_IDLE: usize = 8;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);

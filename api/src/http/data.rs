@@ -1,7 +1,6 @@
 //! `/data/{dcc}/{local_id}`, `/index/{dcc}/{local_id}` and `/data/{dcc}/{local_id}/status`: the
 //! hot path (serve a published artifact by range) and the cold path (claim, 202, `?wait`).
 
-use htsprep_shared::error::Cause;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -14,6 +13,7 @@ use htsprep_shared::domain::{
     AccessUrl, ArtifactKind, FileRecord, Format, Ident, JobRecord, JobStatus, Processor,
     SidecarKind,
 };
+use htsprep_shared::error::Cause;
 use htsprep_shared::jobstore::ClaimOutcome;
 
 use super::AppState;

@@ -1,13 +1,13 @@
 //! Every API error, and the one place where errors become HTTP responses. Bodies are JSON with a
 //! message a user can act on; 5xx bodies say nothing internal (the detail is logged).
 
-use htsprep_shared::error::{Cause, chain};
 use std::time::Duration;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use htsprep_shared::artifacts::{ArtifactError, RangeError};
 use htsprep_shared::catalog::CatalogError;
+use htsprep_shared::error::{Cause, chain};
 use htsprep_shared::jobstore::JobStoreError;
 
 use super::range::RangeHeaderError;

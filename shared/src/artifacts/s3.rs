@@ -5,12 +5,9 @@
 //! readers never see a half-written artifact, and a published one is never replaced. Keys live
 //! under an optional prefix.
 
-use std::time::Duration;
-
-use crate::error::{Cause, chain};
-use crate::retry::{Retryable, backoff};
 use std::ops::Range;
 use std::path::Path;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
@@ -23,6 +20,8 @@ use futures::StreamExt;
 use super::{
     ArtifactError, ArtifactKey, ArtifactStore, GetRange, GetResult, ObjectMeta, RangeError,
 };
+use crate::error::{Cause, chain};
+use crate::retry::{Retryable, backoff};
 
 /// S3's smallest part (except the last).
 pub const MIN_PART: u64 = 5 * 1024 * 1024;

@@ -1,6 +1,5 @@
 //! The embedded catalog: a `files` table in the same SQLite file as the job store.
 
-use crate::error::Cause;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -9,6 +8,7 @@ use rusqlite::{OptionalExtension, params};
 
 use super::{Catalog, CatalogError, CatalogPage, CatalogQuery, PutOutcome};
 use crate::domain::{FileRecord, Ident};
+use crate::error::Cause;
 use crate::sqlite::{SqliteError, SqlitePool};
 
 const SCHEMA: &str = "

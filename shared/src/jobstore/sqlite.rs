@@ -1,7 +1,6 @@
 //! The embedded job store: a SQLite file whose partial unique index over active jobs is the
 //! workflow mutex, the same idiom the MongoDB backend uses.
 
-use crate::error::Cause;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -14,6 +13,7 @@ use super::ops::ONLY_FAILED;
 use super::{Fence, JobChange, JobPage, JobStore, JobStoreError, ListQuery};
 use crate::clock::Clock;
 use crate::domain::{JobId, JobRecord, JobStatus};
+use crate::error::Cause;
 use crate::sqlite::{SqliteError, SqlitePool};
 
 const SCHEMA: &str = "
