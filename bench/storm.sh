@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Storm benchmark: CONNS concurrent cold GETs of one file not prepared yet, against nginx
+# answering the same 202 from its config, in the same run. Each run uses a new file (so every
+# request is cold) and a new nginx round; prints p50/p99/max time to the status line for both,
+# the ratio of the p99s and how many jobs htsprep created (the goal: exactly one per file).
+#   bench/storm.sh                   (defaults: 1000 connections, 3 runs)
+#   CONNS=1000 RUNS=3 bench/storm.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+CONNS=${CONNS:-1000} RUNS=${RUNS:-3}
+
+command -v nginx >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq nginx >/dev/null; }
+cargo build --release --bins --quiet
+ulimit -n "$(ulimit -Hn)"
+
+work=$(mktemp -d /tmp/htsprep-storm.XXXXXX)
+cleanup() {
+  [ -n "${api_pid:-}" ] && kill "$api_pid" 2>/dev/null && wait "$api_pid" 2>/dev/null
+  [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# The files: the same small BED under RUNS names, each cold once.
+src=$PWD/testdata/ctcf_trackline.bed
+md5=$(md5sum < "$src" | cut -d' ' -f1)
+size=$(stat -c %s "$src")
+for i in $(seq 1 "$RUNS"); do
+  printf '{"dcc":"storm","local_id":"f%s","md5":"%s","size":%s,"format":"BED","access_url":"file://%s"}\n' \
+    "$i" "$md5" "$size" "$src"
+done > "$work/manifest.jsonl"
+export HTSPREP_DATA_DIR=$work/data HTSPREP_LISTEN=127.0.0.1:18083 HTSPREP_LOOPBACK_ONLY=true
+export HTSPREP_FILE_ROOTS=$PWD/testdata HTSPREP_ADMIN_TOKEN=bench-admin-token-0123456789 RUST_LOG=warn
+target/release/htsprep-api files import "$work/manifest.jsonl" >/dev/null
+target/release/htsprep-api serve >/dev/null &
+api_pid=$!
+until curl -fs "http://$HTSPREP_LISTEN/healthz" >/dev/null; do sleep 0.1; done
+
+cat > "$work/nginx.conf" <<NGINX
+worker_processes 2;
+pid $work/nginx.pid;
+error_log $work/nginx.err;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_timeout 0;
+  server {
+    listen 127.0.0.1:18084 backlog=4096;
+    location / {
+      add_header Location /jobs/01a23044-92f5-7010-8550-a2e9ab028ffd always;
+      add_header Retry-After 2 always;
+      default_type application/json;
+      return 202 '{"job_id":"01a23044-92f5-7010-8550-a2e9ab028ffd","status":"pending","attempt":1,"progress":null,"location":"/jobs/01a23044-92f5-7010-8550-a2e9ab028ffd"}';
+    }
+  }
+}
+NGINX
+nginx -c "$work/nginx.conf"
+
+# CONNS connections opened first, then every request sent at once; the time from sending to the
+# status line, per request.
+storm() {
+  python3 - "$1" "$2" "$CONNS" <<'PY'
+import asyncio, sys, time
+host, path, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+addr, port = host.split(":")
+async def one(go, out):
+    r, w = await asyncio.open_connection(addr, int(port))
+    await go.wait()
+    start = time.perf_counter()
+    w.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+    await w.drain()
+    line = await r.readline()
+    out.append((time.perf_counter() - start, line.split()[1].decode()))
+    w.close()
+async def main():
+    go, out = asyncio.Event(), []
+    tasks = [asyncio.create_task(one(go, out)) for _ in range(n)]
+    await asyncio.sleep(1.0)
+    go.set()
+    await asyncio.gather(*tasks)
+    took = sorted(t for t, _ in out)
+    codes = sorted({c for _, c in out})
+    p = lambda q: took[min(len(took) - 1, int(len(took) * q))] * 1000
+    print(f"{p(0.5):.1f} {p(0.99):.1f} {took[-1] * 1000:.1f} {','.join(codes)}")
+asyncio.run(main())
+PY
+}
+
+printf '%-4s %-26s %-26s %9s %5s\n' run "nginx p50/p99/max (ms)" "htsprep p50/p99/max (ms)" "p99 ratio" jobs
+for i in $(seq 1 "$RUNS"); do
+  read -r n50 n99 nmax ncodes < <(storm 127.0.0.1:18084 "/data/storm/f$i")
+  read -r h50 h99 hmax hcodes < <(storm "$HTSPREP_LISTEN" "/data/storm/f$i")
+  jobs=$(curl -fs -H "Authorization: Bearer $HTSPREP_ADMIN_TOKEN" "http://$HTSPREP_LISTEN/jobs?limit=100" \
+    | python3 -c "import json,sys; print(sum(1 for j in json.load(sys.stdin)['jobs'] if j['local_id'] == 'f$i'))")
+  printf '%-4s %-26s %-26s %8.2fx %5s  (codes: nginx %s, htsprep %s)\n' "$i" "$n50 / $n99 / $nmax" \
+    "$h50 / $h99 / $hmax" "$(python3 -c "print($h99 / $n99)")" "$jobs" "$ncodes" "$hcodes"
+done
