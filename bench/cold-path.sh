@@ -8,21 +8,15 @@
 #   RECORDS=200000 FORMATS="VCF BED" bench/cold-path.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PATH="$HOME/.cargo/bin:$PATH"
 RECORDS=${RECORDS:-1000000} FORMATS=${FORMATS:-"VCF SAM BED GFF3"}
 export LC_ALL=C
 
 for tool in samtools tabix bgzip python3 curl; do
   command -v "$tool" >/dev/null || { echo "missing $tool: run scripts/setup.sh first" >&2; exit 2; }
 done
-cargo build --release --bins --quiet
-
-work=$(mktemp -d /tmp/htsprep-cold.XXXXXX)
-cleanup() {
-  [ -n "${api_pid:-}" ] && kill "$api_pid" 2>/dev/null && wait "$api_pid" 2>/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+bench_init cold
 
 # Unsorted synthetic sources over 22 contigs, from a fixed seed.
 gen() {
@@ -79,9 +73,7 @@ for f in $FORMATS; do
     "$f" "$(md5sum < "$work/src.$f" | cut -d' ' -f1)" "$(stat -c %s "$work/src.$f")" "$f" "$work/src.$f" >> "$manifest"
 done
 target/release/htsprep-api files import "$manifest" >/dev/null
-target/release/htsprep-api serve >/dev/null &
-api_pid=$!
-until curl -fs "$base/healthz" >/dev/null; do sleep 0.1; done
+start_api
 
 printf '%-5s %9s %10s %12s %8s %12s  %s\n' format records "bare (s)" "htsprep (s)" ratio "goal (s)" "htsprep stages"
 for f in $FORMATS; do

@@ -6,21 +6,10 @@
 # Prints requests/s, p50/p99 latency and the API's peak RSS; results go to BENCHMARKS.md by hand.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PATH="$HOME/.cargo/bin:$PATH"
 CONNS=${CONNS:-64} THREADS=${THREADS:-2} DURATION=${DURATION:-20s} SIZE_MIB=${SIZE_MIB:-1024}
-
-for pair in nginx:nginx wrk:wrk; do
-  command -v "${pair%%:*}" >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq "${pair#*:}" >/dev/null; }
-done
-cargo build --release --bins --quiet
-
-work=$(mktemp -d /tmp/htsprep-bench.XXXXXX)
-cleanup() {
-  [ -n "${api_pid:-}" ] && kill "$api_pid" 2>/dev/null && wait "$api_pid" 2>/dev/null
-  [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+bench_init bench nginx wrk
 
 # A cached artifact: the catalog says the file is a BAM with this md5, and its data and index
 # artifacts are already published under the content-addressed keys.
@@ -35,10 +24,9 @@ size=$(stat -c %s "$objects/$data_key")
 chmod -R a+rX "$work"  # nginx workers run unprivileged
 printf '{"dcc":"bench","local_id":"big","md5":"%s","size":%s,"format":"BAM","access_url":"file:///nonexistent.bam"}\n' \
   "$md5" "$size" > "$work/manifest.jsonl"
-HTSPREP_DATA_DIR="$work/data" target/release/htsprep-api files import "$work/manifest.jsonl" >/dev/null
-
-HTSPREP_DATA_DIR="$work/data" HTSPREP_LISTEN=127.0.0.1:18081 HTSPREP_LOOPBACK_ONLY=true RUST_LOG=warn target/release/htsprep-api serve >/dev/null &
-api_pid=$!
+export HTSPREP_DATA_DIR=$work/data HTSPREP_LISTEN=127.0.0.1:18081 HTSPREP_LOOPBACK_ONLY=true RUST_LOG=warn
+target/release/htsprep-api files import "$work/manifest.jsonl" >/dev/null
+start_api
 cat > "$work/nginx.conf" <<NGINX
 worker_processes 2;
 pid $work/nginx.pid;

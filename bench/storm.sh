@@ -7,20 +7,11 @@
 #   CONNS=1000 RUNS=3 bench/storm.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PATH="$HOME/.cargo/bin:$PATH"
 CONNS=${CONNS:-1000} RUNS=${RUNS:-3}
-
-command -v nginx >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq nginx >/dev/null; }
-cargo build --release --bins --quiet
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+bench_init storm nginx
 ulimit -n "$(ulimit -Hn)"
-
-work=$(mktemp -d /tmp/htsprep-storm.XXXXXX)
-cleanup() {
-  [ -n "${api_pid:-}" ] && kill "$api_pid" 2>/dev/null && wait "$api_pid" 2>/dev/null
-  [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
 
 # The files: the same small BED under RUNS names, each cold once.
 src=$PWD/testdata/ctcf_trackline.bed
@@ -33,9 +24,7 @@ done > "$work/manifest.jsonl"
 export HTSPREP_DATA_DIR=$work/data HTSPREP_LISTEN=127.0.0.1:18083 HTSPREP_LOOPBACK_ONLY=true
 export HTSPREP_FILE_ROOTS=$PWD/testdata HTSPREP_ADMIN_TOKEN=bench-admin-token-0123456789 RUST_LOG=warn
 target/release/htsprep-api files import "$work/manifest.jsonl" >/dev/null
-target/release/htsprep-api serve >/dev/null &
-api_pid=$!
-until curl -fs "http://$HTSPREP_LISTEN/healthz" >/dev/null; do sleep 0.1; done
+start_api
 
 cat > "$work/nginx.conf" <<NGINX
 worker_processes 2;

@@ -12,6 +12,7 @@ use htsprep_shared::artifacts::{
     read_file_range,
 };
 use htsprep_shared::domain::AccessUrl;
+use htsprep_shared::error::chain;
 use htsprep_shared::outbound::{SourceClient, redact, refusal_in};
 
 use crate::http::error::ApiError;
@@ -33,21 +34,16 @@ fn upstream_err(url: &AccessUrl, e: impl std::fmt::Display) -> ApiError {
     ))
 }
 
-/// A failed request: the policy's refusal if that was the cause, else the deepest reason.
-fn request_err(url: &AccessUrl, e: &reqwest::Error) -> ApiError {
-    if let Some(refused) = refusal_in(e) {
+/// A failed request: the policy's refusal if that was the cause, else the error and its causes.
+fn request_err(url: &AccessUrl, e: reqwest::Error) -> ApiError {
+    if let Some(refused) = refusal_in(&e) {
         return ApiError::Upstream(refused.to_string());
     }
-    let mut cause: &dyn std::error::Error = e;
-    while let Some(next) = cause.source() {
-        cause = next;
+    if e.is_timeout() {
+        return upstream_err(url, "timed out");
     }
-    let what = if e.is_timeout() {
-        "timed out".to_owned()
-    } else {
-        cause.to_string()
-    };
-    upstream_err(url, what)
+    // Without the URL: a presigned one carries credentials in its query.
+    upstream_err(url, chain(&e.without_url()))
 }
 
 fn with_etag(mut got: GetResult, etag: &Option<String>) -> GetResult {
@@ -72,7 +68,7 @@ impl UpstreamOpener<'_> {
         if let Some(r) = &range {
             req = req.header(reqwest::header::RANGE, r.to_string());
         }
-        let resp = req.send().await.map_err(|e| request_err(self.url, &e))?;
+        let resp = req.send().await.map_err(|e| request_err(self.url, e))?;
         let status = resp.status();
         let last_modified = resp
             .headers()
@@ -153,7 +149,7 @@ impl UpstreamOpener<'_> {
             .request(reqwest::Method::HEAD, self.url.as_url())?
             .send()
             .await
-            .map_err(|e| request_err(self.url, &e))?;
+            .map_err(|e| request_err(self.url, e))?;
         let size = head
             .headers()
             .get(reqwest::header::CONTENT_LENGTH)
