@@ -2,10 +2,12 @@
 # shellcheck disable=SC2015  # "[ a ] && [ b ] || die ..." is intended
 # htsprep stage: clean, sort and BGZF-compress BED / narrowPeak / broadPeak.
 #
-# Usage:  bed_clean_sort_bgzip.sh IN OUT_BED_GZ STATS
+# Usage:  bed_clean_sort_bgzip.sh IN OUT_BED_GZ STATS COUNTS
 #   IN          BED-like text; plain, gzip or BGZF (decompressed with gzip -cdf).
 #   OUT_BED_GZ  written: BGZF, sorted by (col1, col2 numeric), tabs, LF endings.
 #   STATS       written: "records=N", "header_lines=0", "max_end=M" (largest col 3).
+#   COUNTS      written: one line per sequence name, "NAME<TAB>records" (validation compares
+#               them with the index).
 # Cleaning: drops blank lines and lines starting with "track", "browser" or "#";
 #   CRLF -> LF; a row without any tab is split on runs of spaces.
 #   Rejects rows with < 3 columns, non-integer start/end, end < start.
@@ -18,18 +20,18 @@ set -o pipefail
 export LC_ALL=C
 die() { c=$1; shift; printf '%s: %s\n' "$0" "$*" >&2; exit "$c"; }
 
-[ "$#" -eq 3 ] || die 2 "usage: $0 IN OUT_BED_GZ STATS (got $# arguments)"
+[ "$#" -eq 4 ] || die 2 "usage: $0 IN OUT_BED_GZ STATS COUNTS (got $# arguments)"
 [ -n "${TMPDIR:-}" ] && [ -d "$TMPDIR" ] && [ -w "$TMPDIR" ] || die 2 "TMPDIR is unset or not a writable directory"
 case "${SORT_MEM:-}" in ''|*[!0-9KMGTkmgtb%]*) die 2 "SORT_MEM is unset or invalid (e.g. 256M)";; esac
 [ -f "$1" ] && [ -r "$1" ] || die 1 "input file is missing or unreadable"
 
 gzerr="$TMPDIR/bed_clean_sort_bgzip.gzip.stderr"
-in=$1 out=$2 stats=$3 ok=0
-trap '[ "$ok" = 1 ] || rm -f -- "$out" "$stats"' EXIT
+in=$1 out=$2 stats=$3 counts=$4 ok=0
+trap '[ "$ok" = 1 ] || rm -f -- "$out" "$stats" "$counts"' EXIT
 
 set +e
 gzip -cdf < "$in" 2> "$gzerr" \
-| STATS="$stats" awk '
+| STATS="$stats" COUNTS="$counts" awk '
   function bad(msg,   s) {
     s = substr($0, 1, 80); gsub(/[^ -~\t]/, "?", s); gsub(/\t/, "<TAB>", s)
     printf "line %d: %s: \"%s\"\n", FNR, msg, s > "/dev/stderr"; failed = 1; exit 3
@@ -43,17 +45,23 @@ gzip -cdf < "$in" 2> "$gzerr" \
   {
     if (NF < 3) bad("expected at least 3 tab- or space-separated columns, found " NF)
     if ($1 == "") bad("empty chromosome name (column 1)")
-    if ($2 !~ /^[0-9]+$/) bad("column 2 (start) is not a non-negative integer")
-    if ($3 !~ /^[0-9]+$/) bad("column 3 (end) is not a non-negative integer")
-    if ($3 + 0 < $2 + 0) bad("end (column 3) is smaller than start (column 2)")
-    if ($3 + 0 > maxend) maxend = $3 + 0
+    s = $2; e = $3
+    if (s == "" || s ~ /[^0-9]/) bad("column 2 (start) is not a non-negative integer")
+    if (e == "" || e ~ /[^0-9]/) bad("column 3 (end) is not a non-negative integer")
+    s += 0; e += 0
+    if (e < s) bad("end (column 3) is smaller than start (column 2)")
+    if (e > maxend) maxend = e
     n++
+    per[$1]++
     print
   }
   END {
     if (failed) exit 3
     printf "records=%.0f\nheader_lines=0\nmax_end=%.0f\n", n, maxend > ENVIRON["STATS"]
     close(ENVIRON["STATS"])
+    printf "" > ENVIRON["COUNTS"]
+    for (k in per) printf "%s\t%.0f\n", k, per[k] > ENVIRON["COUNTS"]
+    close(ENVIRON["COUNTS"])
   }' \
 | sort -t $'\t' -k1,1 -k2,2n -S "$SORT_MEM" -T "$TMPDIR" --parallel="${THREADS:-1}" \
 | bgzip -@ "${THREADS:-1}" -c > "$out"
@@ -77,5 +85,5 @@ case "$(root)" in
   3) die 3 "bgzip failed (status ${st[3]}; output disk full?)";;
   *) die 3 "pipeline interrupted (statuses ${st[*]})";;
 esac
-[ -s "$stats" ] || die 3 "stats file was not written"
+[ -s "$stats" ] && [ -f "$counts" ] || die 3 "stats or counts file was not written"
 ok=1

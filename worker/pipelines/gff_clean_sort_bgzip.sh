@@ -2,12 +2,14 @@
 # shellcheck disable=SC2015  # "[ a ] && [ b ] || die ..." is intended
 # htsprep stage: clean, sort and BGZF-compress GFF3 / GFF (also the output of gtf_to_gff3.sh).
 #
-# Usage:  gff_clean_sort_bgzip.sh IN OUT_GFF_GZ STATS
+# Usage:  gff_clean_sort_bgzip.sh IN OUT_GFF_GZ STATS COUNTS
 #   IN          GFF; plain, gzip or BGZF (decompressed with gzip -cdf).
 #   OUT_GFF_GZ  written: BGZF, first "##gff-version" line of the input (if any) on top,
 #               then feature rows sorted by (col1, col4 numeric); ties by col5 descending
 #               so a parent (gene) precedes its children (transcript, exon) at the same start.
 #   STATS       written: "records=N", "header_lines=0|1", "max_end=M" (largest col 5).
+#   COUNTS      written: one line per sequence name, "NAME<TAB>records" (validation compares
+#               them with the index).
 # Cleaning: CRLF -> LF; drops blank lines and all other "#" lines (###, ##sequence-region,
 #   comments); everything from "##FASTA" (or a ">" line) on is ignored but still READ, so the
 #   upstream decompressor is never SIGPIPE-d. Rejects rows with < 8 tab-separated columns,
@@ -21,22 +23,22 @@ set -o pipefail
 export LC_ALL=C
 die() { c=$1; shift; printf '%s: %s\n' "$0" "$*" >&2; exit "$c"; }
 
-[ "$#" -eq 3 ] || die 2 "usage: $0 IN OUT_GFF_GZ STATS (got $# arguments)"
+[ "$#" -eq 4 ] || die 2 "usage: $0 IN OUT_GFF_GZ STATS COUNTS (got $# arguments)"
 [ -n "${TMPDIR:-}" ] && [ -d "$TMPDIR" ] && [ -w "$TMPDIR" ] || die 2 "TMPDIR is unset or not a writable directory"
 case "${SORT_MEM:-}" in ''|*[!0-9KMGTkmgtb%]*) die 2 "SORT_MEM is unset or invalid (e.g. 256M)";; esac
 [ -f "$1" ] && [ -r "$1" ] || die 1 "input file is missing or unreadable"
 
 gzerr="$TMPDIR/gff_clean_sort_bgzip.gzip.stderr"
-in=$1 out=$2 stats=$3 ok=0
+in=$1 out=$2 stats=$3 counts=$4 ok=0
 hdr="$TMPDIR/gff_clean_sort_bgzip.header"
 : > "$hdr"
-trap '[ "$ok" = 1 ] || rm -f -- "$out" "$stats"; rm -f -- "$hdr"' EXIT
+trap '[ "$ok" = 1 ] || rm -f -- "$out" "$stats" "$counts"; rm -f -- "$hdr"' EXIT
 
 # The ##gff-version line goes to $hdr and is re-inserted after the sort (sort emits its first
 # line only after the cleaning awk has exited and closed $hdr).
 set +e
 gzip -cdf < "$in" 2> "$gzerr" \
-| HDR="$hdr" STATS="$stats" awk '
+| HDR="$hdr" STATS="$stats" COUNTS="$counts" awk '
   function bad(msg,   s) {
     s = substr($0, 1, 80); gsub(/[^ -~\t]/, "?", s); gsub(/\t/, "<TAB>", s)
     printf "line %d: %s: \"%s\"\n", FNR, msg, s > "/dev/stderr"; failed = 1; exit 3
@@ -44,18 +46,23 @@ gzip -cdf < "$in" 2> "$gzerr" \
   BEGIN { FS = "\t"; OFS = "\t"; n = 0; h = 0; maxend = 0; fasta = 0; failed = 0 }
   fasta { next }
   { sub(/\r$/, "") }
-  /^##FASTA/ || /^>/ { fasta = 1; next }
-  /^##gff-version[ \t]/ { if (h == 0) { print > ENVIRON["HDR"]; h = 1 }; next }
-  /^#/ { next }
+  /^[#>]/ {
+    if (/^##FASTA/ || /^>/) fasta = 1
+    else if (/^##gff-version[ \t]/ && h == 0) { print > ENVIRON["HDR"]; h = 1 }
+    next
+  }
   /^[ \t]*$/ { next }
   {
     if (NF < 8) bad("expected 9 tab-separated GFF columns, found " NF)
     if ($1 == "") bad("empty seqid (column 1)")
-    if ($4 !~ /^[0-9]+$/ || $4 + 0 < 1) bad("start (column 4) is not an integer >= 1")
-    if ($5 !~ /^[0-9]+$/ || $5 + 0 < 1) bad("end (column 5) is not an integer >= 1")
-    if ($5 + 0 < $4 + 0) bad("end (column 5) is smaller than start (column 4)")
-    if ($5 + 0 > maxend) maxend = $5 + 0
+    s = $4; e = $5
+    if (s == "" || s ~ /[^0-9]/ || s + 0 < 1) bad("start (column 4) is not an integer >= 1")
+    if (e == "" || e ~ /[^0-9]/ || e + 0 < 1) bad("end (column 5) is not an integer >= 1")
+    s += 0; e += 0
+    if (e < s) bad("end (column 5) is smaller than start (column 4)")
+    if (e > maxend) maxend = e
     n++
+    per[$1]++
     print
   }
   END {
@@ -63,13 +70,19 @@ gzip -cdf < "$in" 2> "$gzerr" \
     close(ENVIRON["HDR"])
     printf "records=%.0f\nheader_lines=%.0f\nmax_end=%.0f\n", n, h, maxend > ENVIRON["STATS"]
     close(ENVIRON["STATS"])
+    printf "" > ENVIRON["COUNTS"]
+    for (k in per) printf "%s\t%.0f\n", k, per[k] > ENVIRON["COUNTS"]
+    close(ENVIRON["COUNTS"])
   }' \
 | sort -t $'\t' -k1,1 -k4,4n -k5,5nr -S "$SORT_MEM" -T "$TMPDIR" --parallel="${THREADS:-1}" \
-| HDR="$hdr" awk '
-  function header(  l) { while ((getline l < ENVIRON["HDR"]) > 0) print l; close(ENVIRON["HDR"]) }
-  NR == 1 { header() }
-  { print }
-  END { if (NR == 0) header() }' \
+| HDR="$hdr" perl -e '
+  # Reads the first sorted line before opening the header file (it is complete by then), and
+  # passes every byte on unchanged, in blocks.
+  binmode STDIN; binmode STDOUT;
+  my $first = <STDIN>;
+  open(my $h, "<:raw", $ENV{HDR}) or die "cannot read the header: $!\n";
+  print while <$h>;
+  if (defined $first) { print $first; local $/ = \1048576; print while <STDIN> }' \
 | bgzip -@ "${THREADS:-1}" -c > "$out"
 st=("${PIPESTATUS[@]}")
 set -e
@@ -92,5 +105,5 @@ case "$(root)" in
   4) die 3 "bgzip failed (status ${st[4]}; output disk full?)";;
   *) die 3 "pipeline interrupted (statuses ${st[*]})";;
 esac
-[ -s "$stats" ] || die 3 "stats file was not written"
+[ -s "$stats" ] && [ -f "$counts" ] || die 3 "stats or counts file was not written"
 ok=1

@@ -2,11 +2,13 @@
 # shellcheck disable=SC2015  # "[ a ] && [ b ] || die ..." is intended
 # htsprep stage: split VCF header/body, sort the body, BGZF-compress header + body.
 #
-# Usage:  vcf_clean_sort_bgzip.sh IN OUT_VCF_GZ STATS
+# Usage:  vcf_clean_sort_bgzip.sh IN OUT_VCF_GZ STATS COUNTS
 #   IN          VCF; plain, gzip or BGZF (decompressed with gzip -cdf). Header-only is valid.
 #   OUT_VCF_GZ  written: BGZF VCF, header first, body sorted by (CHROM, POS numeric).
 #   STATS       written: "records=N", "header_lines=H", "max_end=M"
 #               (M = largest POS+len(REF)-1 or INFO END=, the end tabix indexes).
+#   COUNTS      written: one line per sequence name, "NAME<TAB>records" (validation compares
+#               them with the index).
 # Checks: first header line is ##fileformat=VCF..., a #CHROM line exists, no header line
 #   after data, data rows have >= 8 tab-separated columns and an integer POS.
 #   CRLF -> LF; blank lines dropped.
@@ -19,23 +21,23 @@ set -o pipefail
 export LC_ALL=C
 die() { c=$1; shift; printf '%s: %s\n' "$0" "$*" >&2; exit "$c"; }
 
-[ "$#" -eq 3 ] || die 2 "usage: $0 IN OUT_VCF_GZ STATS (got $# arguments)"
+[ "$#" -eq 4 ] || die 2 "usage: $0 IN OUT_VCF_GZ STATS COUNTS (got $# arguments)"
 [ -n "${TMPDIR:-}" ] && [ -d "$TMPDIR" ] && [ -w "$TMPDIR" ] || die 2 "TMPDIR is unset or not a writable directory"
 case "${SORT_MEM:-}" in ''|*[!0-9KMGTkmgtb%]*) die 2 "SORT_MEM is unset or invalid (e.g. 256M)";; esac
 [ -f "$1" ] && [ -r "$1" ] || die 1 "input file is missing or unreadable"
 
 gzerr="$TMPDIR/vcf_clean_sort_bgzip.gzip.stderr"
-in=$1 out=$2 stats=$3 ok=0
+in=$1 out=$2 stats=$3 counts=$4 ok=0
 hdr="$TMPDIR/vcf_clean_sort_bgzip.header"
 : > "$hdr"
-trap '[ "$ok" = 1 ] || rm -f -- "$out" "$stats"; rm -f -- "$hdr"' EXIT
+trap '[ "$ok" = 1 ] || rm -f -- "$out" "$stats" "$counts"; rm -f -- "$hdr"' EXIT
 
 # Header lines go to $hdr, body lines to stdout -> sort. The header is re-inserted after the
 # sort: sort emits its first line only after the cleaning awk has exited (and closed $hdr).
 # No grep: `grep -v '^#'` exits 1 on a header-only VCF and breaks pipefail.
 set +e
 gzip -cdf < "$in" 2> "$gzerr" \
-| HDR="$hdr" STATS="$stats" awk '
+| HDR="$hdr" STATS="$stats" COUNTS="$counts" awk '
   function bad(msg,   s) {
     s = substr($0, 1, 80); gsub(/[^ -~\t]/, "?", s); gsub(/\t/, "<TAB>", s)
     printf "line %d: %s: \"%s\"\n", FNR, msg, s > "/dev/stderr"; failed = 1; exit 3
@@ -54,13 +56,14 @@ gzip -cdf < "$in" 2> "$gzerr" \
     if (h == 0) bad("not a VCF: no ##fileformat header")
     if (!chrom) bad("data line before the #CHROM header line")
     if (NF < 8) bad("expected at least 8 tab-separated columns, found " NF)
-    if ($2 !~ /^[0-9]+$/) bad("POS (column 2) is not a non-negative integer")
+    if ($2 == "" || $2 ~ /[^0-9]/) bad("POS (column 2) is not a non-negative integer")
     e = $2 + length($4) - 1
-    if (match($8, /(^|;)END=[0-9]+(;|$)/)) {
+    if (index($8, "END=") && match($8, /(^|;)END=[0-9]+(;|$)/)) {
       v = substr($8, RSTART, RLENGTH); gsub(/[^0-9]/, "", v); if (v + 0 > e) e = v + 0
     }
     if (e > maxend) maxend = e
     n++
+    per[$1]++
     print
   }
   END {
@@ -70,13 +73,19 @@ gzip -cdf < "$in" 2> "$gzerr" \
     close(ENVIRON["HDR"])
     printf "records=%.0f\nheader_lines=%.0f\nmax_end=%.0f\n", n, h, maxend > ENVIRON["STATS"]
     close(ENVIRON["STATS"])
+    printf "" > ENVIRON["COUNTS"]
+    for (k in per) printf "%s\t%.0f\n", k, per[k] > ENVIRON["COUNTS"]
+    close(ENVIRON["COUNTS"])
   }' \
 | sort -t $'\t' -k1,1 -k2,2n -S "$SORT_MEM" -T "$TMPDIR" --parallel="${THREADS:-1}" \
-| HDR="$hdr" awk '
-  function header(  l) { while ((getline l < ENVIRON["HDR"]) > 0) print l; close(ENVIRON["HDR"]) }
-  NR == 1 { header() }
-  { print }
-  END { if (NR == 0) header() }' \
+| HDR="$hdr" perl -e '
+  # Reads the first sorted line before opening the header file (it is complete by then), and
+  # passes every byte on unchanged, in blocks.
+  binmode STDIN; binmode STDOUT;
+  my $first = <STDIN>;
+  open(my $h, "<:raw", $ENV{HDR}) or die "cannot read the header: $!\n";
+  print while <$h>;
+  if (defined $first) { print $first; local $/ = \1048576; print while <STDIN> }' \
 | bgzip -@ "${THREADS:-1}" -c > "$out"
 st=("${PIPESTATUS[@]}")
 set -e
@@ -99,5 +108,5 @@ case "$(root)" in
   4) die 3 "bgzip failed (status ${st[4]}; output disk full?)";;
   *) die 3 "pipeline interrupted (statuses ${st[*]})";;
 esac
-[ -s "$stats" ] || die 3 "stats file was not written"
+[ -s "$stats" ] && [ -f "$counts" ] || die 3 "stats or counts file was not written"
 ok=1

@@ -12,23 +12,56 @@ mod sniff;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use htsprep_shared::domain::{AccessUrl, Md5};
 use htsprep_shared::outbound::{SourceClient, SourcePolicy};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 
 use sink::Target;
 
 pub use error::FetchError;
 pub use sniff::{Compression, sniff_compression};
 
-/// A verified local copy of a source.
-#[derive(Clone, Debug)]
+/// A source on local disk, its compression known and its checksum verified, or being verified
+/// while the stages read it: [`Fetched::verified`] says how that ended.
+#[derive(Debug)]
 pub struct Fetched {
     pub size: u64,
-    pub md5: Md5,
     pub compression: Compression,
+    checksum: Checksum,
+}
+
+#[derive(Debug)]
+enum Checksum {
+    Verified(Md5),
+    /// A local source linked where it is, being read once to hash it.
+    Pending(AbortOnDropHandle<sink::Hashed>),
+}
+
+impl Fetched {
+    /// Whether the checksum is still being computed.
+    pub fn is_pending(&self) -> bool {
+        matches!(self.checksum, Checksum::Pending(_))
+    }
+
+    /// The source's md5 once it is known to match `expected`, and when that was known.
+    pub async fn verified(self, expected: &Expected) -> (Result<Md5, FetchError>, Instant) {
+        match self.checksum {
+            Checksum::Verified(md5) => (Ok(md5), Instant::now()),
+            Checksum::Pending(hash) => match hash.await {
+                Ok((hashed, at)) => (hashed.and_then(|(size, md5)| expected.check(size, md5)), at),
+                Err(e) => {
+                    let e = FetchError::Io {
+                        action: "hash",
+                        source: std::io::Error::other(e),
+                    };
+                    (Err(e), Instant::now())
+                }
+            },
+        }
+    }
 }
 
 /// What the caller expects the source to be.
@@ -37,6 +70,37 @@ pub struct Expected {
     pub md5: Md5,
     /// 0 when unknown.
     pub size: u64,
+}
+
+impl Expected {
+    /// `md5` if it and `size` are what the catalog says.
+    fn check(&self, size: u64, md5: Md5) -> Result<Md5, FetchError> {
+        if md5 != self.md5 {
+            return Err(FetchError::Md5Mismatch {
+                expected: self.md5.to_string(),
+                actual: md5.to_string(),
+                size,
+            });
+        }
+        self.check_size(size)?;
+        Ok(md5)
+    }
+
+    fn check_size(&self, size: u64) -> Result<(), FetchError> {
+        if self.size != 0 && size != self.size {
+            return Err(FetchError::SizeMismatch {
+                expected: self.size,
+                actual: size,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// How a source reached the work directory.
+enum Arrived {
+    Downloaded(u64, Md5),
+    Linked(sink::LocalHash),
 }
 
 /// Retries of transient failures; timeouts and what may be fetched are the source policy's.
@@ -82,7 +146,8 @@ impl Fetcher {
         self
     }
 
-    /// Fetches `url` into `dest` and verifies it. `progress` is told the bytes received so far.
+    /// Fetches `url` into `dest` and verifies it (a local source: links it and starts hashing it,
+    /// to be awaited with [`Fetched::verified`]). `progress` is told the bytes received so far.
     pub async fn fetch(
         &self,
         url: &AccessUrl,
@@ -99,7 +164,10 @@ impl Fetcher {
         let target = &target;
         let fetch = async {
             let (size, md5) = match url.scheme() {
-                "file" => sink::link_file(url, self.http.policy(), target).await?,
+                "file" => {
+                    let local = sink::link_file(url, self.http.policy(), target).await?;
+                    return Ok(Arrived::Linked(local));
+                }
                 "http" | "https" => {
                     http::download(&self.http, &self.options, url.as_url(), target).await?
                 }
@@ -123,25 +191,21 @@ impl Fetcher {
                     });
                 }
             };
-            Ok::<_, FetchError>((size, md5))
+            Ok::<_, FetchError>(Arrived::Downloaded(size, md5))
         };
-        let (size, md5) = tokio::select! {
+        let arrived = tokio::select! {
             r = fetch => r?,
             () = cancel.cancelled() => return Err(FetchError::Cancelled),
         };
-        if md5 != expected.md5 {
-            return Err(FetchError::Md5Mismatch {
-                expected: expected.md5.to_string(),
-                actual: md5.to_string(),
-                size,
-            });
-        }
-        if expected.size != 0 && size != expected.size {
-            return Err(FetchError::SizeMismatch {
-                expected: expected.size,
-                actual: size,
-            });
-        }
+        let (size, checksum) = match arrived {
+            Arrived::Downloaded(size, md5) => {
+                (size, Checksum::Verified(expected.check(size, md5)?))
+            }
+            Arrived::Linked(local) => {
+                expected.check_size(local.size)?;
+                (local.size, Checksum::Pending(local.spawn(cancel.clone())))
+            }
+        };
         let compression = sniff_compression(dest).await.map_err(|e| FetchError::Io {
             action: "read back",
             source: e,
@@ -151,8 +215,8 @@ impl Fetcher {
         }
         Ok(Fetched {
             size,
-            md5,
             compression,
+            checksum,
         })
     }
 }

@@ -7,5 +7,7 @@
 mod plan;
 pub mod process;
 mod scripts;
+mod validate;
 
-pub use plan::{Built, PipelineError, Stages, build, data_file};
+pub use plan::{Built, Check, PipelineError, Stages, build, data_file};
+pub use validate::Refusal;

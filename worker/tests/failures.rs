@@ -133,6 +133,41 @@ async fn wrong_md5() {
 }
 
 #[tokio::test]
+async fn a_wrong_md5_is_the_failure_even_when_a_stage_failed_on_those_bytes() {
+    // A local source is hashed while the stages read it: the stage fails first, but what the
+    // user must hear is that the file is not the one the catalog describes.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("not-a.bed");
+    std::fs::write(&path, "this is not a BED file\n").unwrap();
+    let url = url::Url::from_file_path(&path).unwrap().to_string();
+    let wrong = Md5::parse("00000000000000000000000000000000").unwrap();
+    let h = Harness::new().await;
+    let ran = h
+        .run(
+            h.spec("wrong-md5-bad-bytes", Format::Bed, &url, wrong, 0)
+                .await,
+        )
+        .await;
+    let err = assert_failed(&h, &ran, "md5 mismatch");
+    assert_eq!(err.stage.as_deref(), Some("fetch"));
+    assert!(!err.retryable);
+    let finished: Vec<&str> = ran
+        .job
+        .events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::StageFinished { stage, .. } => Some(stage.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        finished,
+        ["clean-sort-bgzip", "fetch"],
+        "the stage ran on the linked source first"
+    );
+}
+
+#[tokio::test]
 async fn unsupported_compression() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("peaks.bed.xz");

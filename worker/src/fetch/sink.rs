@@ -1,11 +1,15 @@
 //! Writing a byte stream to disk while hashing it, or hashing a local source where it is.
 
+use std::io::Read;
 use std::path::Path;
+use std::time::Instant;
 
 use htsprep_shared::domain::{AccessUrl, Md5};
 use htsprep_shared::outbound::SourcePolicy;
 use md5::{Digest, Md5 as Md5Hasher};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 
 use super::FetchError;
 
@@ -107,31 +111,29 @@ impl<'a> HashingFile<'a> {
     }
 }
 
-/// A `file://` source from under the policy's file roots, used where it is: it is read once to
-/// hash it (never copied), and the target becomes a symbolic link to it.
+/// A `file://` source from under the policy's file roots, used where it is: the target becomes a
+/// symbolic link to it at once (never a copy), and its md5 is computed by the returned
+/// [`LocalHash`], which may run while the stages read it.
 pub(crate) async fn link_file(
     url: &AccessUrl,
     policy: &SourcePolicy,
     target: &Target<'_>,
-) -> Result<(u64, Md5), FetchError> {
+) -> Result<LocalHash, FetchError> {
     let path = policy.check_file(url.as_url())?;
-    let mut src = tokio::fs::File::open(&path)
+    let size = tokio::fs::metadata(&path)
         .await
         .map_err(|source| FetchError::Open {
             url: url.to_string(),
             source,
-        })?;
-    let mut tally = Tally::new(target, url.to_string());
-    let mut buf = vec![0u8; 1024 * 1024];
-    loop {
-        let n = src.read(&mut buf).await.map_err(|source| FetchError::Io {
-            action: "read",
-            source,
-        })?;
-        if n == 0 {
-            break;
-        }
-        tally.add(&buf[..n])?;
+        })?
+        .len();
+    if let Some(max) = target.max_size
+        && size > max
+    {
+        return Err(FetchError::TooLarge {
+            url: url.to_string(),
+            max,
+        });
     }
     tokio::fs::symlink(&path, target.dest)
         .await
@@ -139,17 +141,74 @@ pub(crate) async fn link_file(
             action: "link",
             source,
         })?;
-    Ok(tally.finish())
+    Ok(LocalHash {
+        path,
+        url: url.to_string(),
+        size,
+        max_size: target.max_size,
+    })
+}
+
+/// The size and md5 of a hashed local source (or why it could not be hashed), and when the
+/// hash ended.
+pub(crate) type Hashed = (Result<(u64, Md5), FetchError>, Instant);
+
+/// The md5 of a linked local source, still to be computed.
+#[derive(Debug)]
+pub(crate) struct LocalHash {
+    path: std::path::PathBuf,
+    url: String,
+    /// When it was linked.
+    pub size: u64,
+    max_size: Option<u64>,
+}
+
+impl LocalHash {
+    /// Reads the source once on a blocking thread and returns its size and md5, and when it
+    /// ended; stops with [`FetchError::Cancelled`] once `cancel` fires. The work stops when the
+    /// handle is dropped.
+    pub(crate) fn spawn(self, cancel: CancellationToken) -> AbortOnDropHandle<Hashed> {
+        AbortOnDropHandle::new(tokio::task::spawn_blocking(move || {
+            let result = self.hash(&cancel);
+            (result, Instant::now())
+        }))
+    }
+
+    fn hash(&self, cancel: &CancellationToken) -> Result<(u64, Md5), FetchError> {
+        let quiet = |_: u64| {};
+        let target = Target {
+            dest: &self.path,
+            max_size: self.max_size,
+            progress: &quiet,
+        };
+        let mut tally = Tally::new(&target, self.url.clone());
+        let mut src = std::fs::File::open(&self.path).map_err(|source| FetchError::Open {
+            url: self.url.clone(),
+            source,
+        })?;
+        let mut buf = vec![0u8; 1024 * 1024];
+        loop {
+            if cancel.is_cancelled() {
+                return Err(FetchError::Cancelled);
+            }
+            let n = src.read(&mut buf).map_err(|source| FetchError::Io {
+                action: "read",
+                source,
+            })?;
+            if n == 0 {
+                return Ok(tally.finish());
+            }
+            tally.add(&buf[..n])?;
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicU64, Ordering};
-
     use super::*;
 
     #[tokio::test]
-    async fn a_local_source_is_hashed_where_it_is_and_linked_not_copied() {
+    async fn a_local_source_is_linked_not_copied_then_hashed_where_it_is() {
         let dir = tempfile::tempdir().unwrap();
         let src = dir.path().join("a.bed");
         let body = b"chr1\t1\t2\nchr1\t5\t9\n".repeat(50_000);
@@ -159,24 +218,16 @@ mod tests {
             ..SourcePolicy::default()
         };
         let url = AccessUrl::parse(url::Url::from_file_path(&src).unwrap().as_str()).unwrap();
-        let seen = AtomicU64::new(0);
-        let progress = |n: u64| seen.store(n, Ordering::SeqCst);
+        let quiet = |_: u64| {};
         let work = tempfile::tempdir().unwrap();
         let dest = work.path().join("source");
         let target = Target {
             dest: &dest,
             max_size: Some(body.len() as u64),
-            progress: &progress,
+            progress: &quiet,
         };
-        let (size, md5) = link_file(&url, &policy, &target).await.unwrap();
-        assert_eq!(size, body.len() as u64);
-        assert_eq!(md5, Md5::from_digest(Md5Hasher::digest(&body).into()));
-        assert_eq!(
-            seen.load(Ordering::SeqCst),
-            size,
-            "progress reached the end"
-        );
-        // No copy: the work directory holds a link to the source.
+        let local = link_file(&url, &policy, &target).await.unwrap();
+        // No copy: the work directory holds a link to the source, there before it is hashed.
         assert!(
             std::fs::symlink_metadata(&dest)
                 .unwrap()
@@ -187,12 +238,34 @@ mod tests {
             std::fs::read_link(&dest).unwrap(),
             std::fs::canonicalize(&src).unwrap()
         );
+        assert_eq!(local.size, body.len() as u64);
+        let (size, md5) = local
+            .spawn(CancellationToken::new())
+            .await
+            .unwrap()
+            .0
+            .unwrap();
+        assert_eq!(size, body.len() as u64);
+        assert_eq!(md5, Md5::from_digest(Md5Hasher::digest(&body).into()));
 
-        // Longer than the catalog says: refused while reading, nothing linked.
+        // A cancelled hash stops.
+        let again = work.path().join("again");
+        let target = Target {
+            dest: &again,
+            max_size: None,
+            progress: &quiet,
+        };
+        let cancel = CancellationToken::new();
+        cancel.cancel();
+        let local = link_file(&url, &policy, &target).await.unwrap();
+        let err = local.spawn(cancel).await.unwrap().0.unwrap_err();
+        assert!(matches!(err, FetchError::Cancelled), "{err}");
+
+        // Longer than the catalog says: refused before anything is linked.
         let short = Target {
             dest: &work.path().join("short"),
             max_size: Some(1000),
-            progress: &progress,
+            progress: &quiet,
         };
         let err = link_file(&url, &policy, &short).await.unwrap_err();
         assert!(

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::failure;
 use super::stages::JobStages;
 use super::{JobSpec, JobUpdate};
-use crate::fetch::{Expected, Fetcher};
+use crate::fetch::{Expected, Fetched, Fetcher};
 use crate::pipeline::{self, PipelineError};
 
 /// What every job on this worker shares.
@@ -313,13 +313,19 @@ async fn execute(
         )
         .await
         .map_err(|e| storage_failure("read back the published data artifact", &e))?;
-    } else {
-        fetch(ctx, spec, &source, st).await?;
     }
+    let open_fetch = if data_published {
+        None
+    } else {
+        fetch(ctx, spec, &source, st).await?
+    };
 
-    let built = pipeline::build(spec.processor, spec.format, &source, data_published, st)
-        .await
-        .map_err(|e| pipeline_ending(e, st))?;
+    let built = pipeline::build(spec.processor, spec.format, &source, data_published, st).await;
+    // A source that is not what the catalog says explains any stage failure it caused.
+    if let Some(open) = open_fetch {
+        finish_fetch(open, st).await?;
+    }
+    let built = built.map_err(|e| pipeline_ending(e, st))?;
 
     // Publish only while the lease is still ours.
     ctx.store
@@ -432,12 +438,15 @@ async fn materialize(
     })
 }
 
+/// The fetch stage, from its start to the source in the work directory. A downloaded source is
+/// verified by then and the stage is recorded as finished; a local source linked where it is is
+/// still being hashed, and the stage stays open until [`finish_fetch`].
 async fn fetch(
     ctx: &JobContext,
     spec: &JobSpec,
     dest: &std::path::Path,
     st: &mut JobStages,
-) -> Result<(), Ending> {
+) -> Result<Option<OpenFetch>, Ending> {
     st.event(EventKind::StageStarted {
         stage: "fetch".into(),
         command: None,
@@ -468,9 +477,41 @@ async fn fetch(
         .fetcher
         .fetch(&spec.source_url, dest, &expected, &on_progress, &st.cancel)
         .await;
-    let duration_ms = started.elapsed().as_millis() as u64;
+    match result {
+        Ok(fetched) if fetched.is_pending() => Ok(Some(OpenFetch {
+            fetched,
+            expected,
+            started,
+        })),
+        other => fetch_finished(st, started.elapsed(), other.map(|_| ()))
+            .await
+            .map(|()| None),
+    }
+}
+
+/// A fetch stage whose source is still being hashed.
+struct OpenFetch {
+    fetched: Fetched,
+    expected: Expected,
+    started: Instant,
+}
+
+/// Waits for the hash of a linked source and closes its fetch stage (its duration: until the
+/// hash ended).
+async fn finish_fetch(open: OpenFetch, st: &mut JobStages) -> Result<(), Ending> {
+    let (result, at) = open.fetched.verified(&open.expected).await;
+    fetch_finished(st, at - open.started, result.map(|_| ())).await
+}
+
+/// Records the end of the fetch stage; a failure ends the job.
+async fn fetch_finished(
+    st: &mut JobStages,
+    took: Duration,
+    result: Result<(), crate::fetch::FetchError>,
+) -> Result<(), Ending> {
+    let duration_ms = took.as_millis() as u64;
     let (exit_status, tail) = match &result {
-        Ok(_) => (0, None),
+        Ok(()) => (0, None),
         Err(e) => (1, Some(e.to_string())),
     };
     st.event(EventKind::StageFinished {
@@ -483,7 +524,7 @@ async fn fetch(
     .map_err(|e| pipeline_ending(e, st))?;
     st.stages_done += 1;
     match result {
-        Ok(_) => Ok(()),
+        Ok(()) => Ok(()),
         Err(crate::fetch::FetchError::Cancelled) => Err(Ending::LeaseLost),
         Err(e) => Err(Ending::Failed(failure::from_fetch(&e))),
     }

@@ -4,7 +4,7 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use htsprep_shared::domain::{EventKind, Progress};
@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::JobUpdate;
 use crate::pipeline::process::{StageCommand, StageError, StageOutput, run_stage};
-use crate::pipeline::{PipelineError, Stages};
+use crate::pipeline::{Check, PipelineError, Refusal, Stages};
 
 pub(crate) struct JobStages {
     pub store: Arc<dyn JobStore>,
@@ -83,9 +83,6 @@ impl Stages for JobStages {
         script: &'static str,
         args: Vec<OsString>,
     ) -> Result<StageOutput, PipelineError> {
-        if self.cancel.is_cancelled() {
-            return Err(PipelineError::Aborted("the job was cancelled".into()));
-        }
         let cmd = StageCommand {
             name: name.to_owned(),
             script,
@@ -93,19 +90,84 @@ impl Stages for JobStages {
             env: self.env.clone(),
             tmp_dir: self.dir.clone(),
         };
-        let command = cmd.display();
-        self.last_command = Some(command.clone());
+        let (cancel, grace) = (self.cancel.clone(), self.kill_grace);
+        self.record(name, Some(cmd.display()), async move {
+            run_stage(&cmd, &cancel, grace).await
+        })
+        .await
+    }
+
+    async fn check(&mut self, name: &str, check: Check) -> Result<StageOutput, PipelineError> {
+        let stage = name.to_owned();
+        self.record(name, None, async move {
+            let started = Instant::now();
+            let result = tokio::task::spawn_blocking(check).await;
+            let duration = started.elapsed();
+            match result {
+                Ok(Ok(summary)) => Ok(StageOutput {
+                    stdout: summary,
+                    stderr_tail: String::new(),
+                    duration,
+                }),
+                Ok(Err(Refusal { status, reason })) => Err(StageError::Failed {
+                    stage,
+                    exit_status: status,
+                    stderr_tail: reason,
+                    duration,
+                }),
+                Err(panicked) => Err(StageError::Failed {
+                    stage,
+                    exit_status: 3,
+                    stderr_tail: format!("the check stopped: {panicked}"),
+                    duration,
+                }),
+            }
+        })
+        .await
+    }
+
+    async fn skipped(&mut self, name: &str, reason: &str) -> Result<(), PipelineError> {
+        self.event(EventKind::StageSkipped {
+            stage: name.to_owned(),
+            reason: reason.to_owned(),
+        })
+        .await?;
+        self.report(JobUpdate::StageFinished {
+            stage: name.to_owned(),
+            exit_status: 0,
+            duration_ms: 0,
+            skipped: true,
+            stderr_tail: String::new(),
+        });
+        self.stages_done += 1;
+        Ok(())
+    }
+}
+
+impl JobStages {
+    /// Runs one stage (`command`: how it is shown in the timeline, for scripts) and records it:
+    /// started, then finished with its exit status, duration and stderr tail.
+    async fn record(
+        &mut self,
+        name: &str,
+        command: Option<String>,
+        stage: impl Future<Output = Result<StageOutput, StageError>> + Send,
+    ) -> Result<StageOutput, PipelineError> {
+        if self.cancel.is_cancelled() {
+            return Err(PipelineError::Aborted("the job was cancelled".into()));
+        }
+        self.last_command.clone_from(&command);
         self.event(EventKind::StageStarted {
             stage: name.to_owned(),
-            command: Some(command.clone()),
+            command: command.clone(),
         })
         .await?;
         self.report(JobUpdate::StageStarted {
             stage: name.to_owned(),
-            command,
+            command: command.unwrap_or_else(|| format!("{name} (in the worker)")),
         });
         self.set_progress(name, format!("running {name}"));
-        let result = run_stage(&cmd, &self.cancel, self.kill_grace).await;
+        let result = stage.await;
         let (exit_status, duration, stderr_tail) = match &result {
             Ok(out) => (0, out.duration, out.stderr_tail.clone()),
             Err(StageError::Failed {
@@ -147,25 +209,6 @@ impl Stages for JobStages {
         Ok(result?)
     }
 
-    async fn skipped(&mut self, name: &str, reason: &str) -> Result<(), PipelineError> {
-        self.event(EventKind::StageSkipped {
-            stage: name.to_owned(),
-            reason: reason.to_owned(),
-        })
-        .await?;
-        self.report(JobUpdate::StageFinished {
-            stage: name.to_owned(),
-            exit_status: 0,
-            duration_ms: 0,
-            skipped: true,
-            stderr_tail: String::new(),
-        });
-        self.stages_done += 1;
-        Ok(())
-    }
-}
-
-impl JobStages {
     /// Records that every stage was skipped because both artifacts already exist.
     pub(crate) async fn skipped_all(&mut self) -> Result<(), PipelineError> {
         self.skipped(

@@ -8,6 +8,7 @@ use htsprep_shared::domain::{Format, Processor};
 
 use super::process::{StageError, StageOutput};
 use super::scripts;
+use super::validate::{self, Refusal};
 
 /// Runs stages on behalf of a pipeline, recording them in the job's timeline.
 #[async_trait]
@@ -22,8 +23,15 @@ pub trait Stages: Send {
         args: Vec<OsString>,
     ) -> Result<StageOutput, PipelineError>;
 
+    /// Runs an in-process check as a stage, recorded like a script stage: a refusal fails the
+    /// stage with its exit status and reason, as a script would.
+    async fn check(&mut self, name: &str, check: Check) -> Result<StageOutput, PipelineError>;
+
     async fn skipped(&mut self, name: &str, reason: &str) -> Result<(), PipelineError>;
 }
+
+/// An in-process check (it may block: it runs on a blocking thread).
+pub type Check = Box<dyn FnOnce() -> Result<String, Refusal> + Send>;
 
 /// The files a pipeline produced, validated and ready to publish.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -221,6 +229,7 @@ async fn build_tabix(
     st: &mut dyn Stages,
 ) -> Result<Built, PipelineError> {
     let stats = st.dir().join("work.stats");
+    let counts = st.dir().join("work.counts");
     if resume {
         let reason = "the sorted, compressed file was published by an earlier attempt";
         if let Some((name, _, _)) = convert {
@@ -230,7 +239,7 @@ async fn build_tabix(
         st.run(
             "stats",
             scripts::STATS_FROM_BGZF,
-            args([&preset, &data, &stats]),
+            args([&preset, &data, &stats, &counts]),
         )
         .await?;
     } else {
@@ -240,8 +249,12 @@ async fn build_tabix(
             st.run(name, script, args([&input, &converted])).await?;
             input = converted;
         }
-        st.run("clean-sort-bgzip", clean, args([&input, &data, &stats]))
-            .await?;
+        st.run(
+            "clean-sort-bgzip",
+            clean,
+            args([&input, &data, &stats, &counts]),
+        )
+        .await?;
     }
     let index_kind = word(
         "index",
@@ -253,11 +266,22 @@ async fn build_tabix(
         .await?,
         "tbi|csi",
     )?;
-    st.run("validate", scripts::VALIDATE_TABIX, args([&data, &stats]))
-        .await?;
+    let index = with_ext(data, &index_kind);
+    let (d, i, k) = (data.to_owned(), index.clone(), index_kind.clone());
+    st.check(
+        "validate",
+        Box::new(move || {
+            let expected = validate::Expected {
+                stats: &stats,
+                counts: &counts,
+            };
+            validate::tabix(&d, &i, &k, &expected)
+        }),
+    )
+    .await?;
     Ok(Built {
         data: data.to_owned(),
-        index: with_ext(data, &index_kind),
+        index,
         index_kind,
     })
 }

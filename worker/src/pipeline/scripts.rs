@@ -9,5 +9,4 @@ pub(crate) const BED_CLEAN: &str = include_str!("../../pipelines/bed_clean_sort_
 pub(crate) const GTF_TO_GFF3: &str = include_str!("../../pipelines/gtf_to_gff3.sh");
 pub(crate) const BIGBED_TO_BED: &str = include_str!("../../pipelines/bigbed_to_bed.sh");
 pub(crate) const TABIX_INDEX: &str = include_str!("../../pipelines/tabix_index.sh");
-pub(crate) const VALIDATE_TABIX: &str = include_str!("../../pipelines/validate_tabix.sh");
 pub(crate) const STATS_FROM_BGZF: &str = include_str!("../../pipelines/stats_from_bgzf.sh");
