@@ -32,4 +32,7 @@ start_api() {
     kill -0 "$api_pid" 2>/dev/null || { echo "htsprep-api exited before answering /healthz" >&2; exit 1; }
     sleep 0.1
   done
+  # Not another server on the same address: ours is still running once something answered.
+  sleep 0.2
+  kill -0 "$api_pid" 2>/dev/null || { echo "htsprep-api exited (is $HTSPREP_LISTEN taken?)" >&2; exit 1; }
 }

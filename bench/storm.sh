@@ -13,8 +13,12 @@ CONNS=${CONNS:-1000} RUNS=${RUNS:-3}
 bench_init storm nginx
 ulimit -n "$(ulimit -Hn)"
 
-# The files: the same small BED under RUNS names, each cold once.
-src=$PWD/testdata/ctcf_trackline.bed
+# The files: the same unsorted BED of 500,000 records (its job takes about a second, so every
+# answer during the storm is the 202 of a file still being prepared) under RUNS names, each cold
+# once.
+src=$work/storm.bed
+awk 'BEGIN { srand(7); OFS = "\t"
+  for (i = 1; i <= 500000; i++) { p = int(rand() * 2e8); print "chr" int(1 + rand() * 22), p, p + 500, "r" i } }' > "$src"
 md5=$(md5sum < "$src" | cut -d' ' -f1)
 size=$(stat -c %s "$src")
 for i in $(seq 1 "$RUNS"); do
@@ -22,7 +26,7 @@ for i in $(seq 1 "$RUNS"); do
     "$i" "$md5" "$size" "$src"
 done > "$work/manifest.jsonl"
 export HTSPREP_DATA_DIR=$work/data HTSPREP_LISTEN=127.0.0.1:18083 HTSPREP_LOOPBACK_ONLY=true
-export HTSPREP_FILE_ROOTS=$PWD/testdata HTSPREP_ADMIN_TOKEN=bench-admin-token-0123456789 RUST_LOG=warn
+export HTSPREP_FILE_ROOTS=$work HTSPREP_ADMIN_TOKEN=bench-admin-token-0123456789 RUST_LOG=warn
 target/release/htsprep-api files import "$work/manifest.jsonl" >/dev/null
 start_api
 

@@ -22,6 +22,11 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub struct Config {
     /// `HTSPREP_LISTEN`: the address the HTTP API binds.
     pub listen: SocketAddr,
+    /// `HTSPREP_LISTEN_BACKLOG`: connections the kernel queues before the API accepts them
+    /// (default 4096, capped by `net.core.somaxconn`). A page of tracks opening at once, or many
+    /// viewers, must not overflow it: an overflowing queue drops handshakes, and their clients
+    /// wait out a retransmission (200 ms and more).
+    pub listen_backlog: u32,
     pub storage: StorageConfig,
     /// `HTSPREP_ADMIN_TOKEN`: bearer token for admin endpoints; admin endpoints are refused
     /// when unset.
@@ -89,6 +94,10 @@ pub struct FleetSettings {
     pub jobs_per_worker: usize,
     /// `HTSPREP_WORKER_IDLE_SECONDS`: an idle worker stops after this long (default 120).
     pub idle_timeout: Duration,
+    /// `HTSPREP_LOCAL_WORKER_NICE`: the CPU niceness local worker processes (and their stages)
+    /// run at, 0-19 (default 10): on a machine shared with the API, requests are answered first
+    /// and the preparation takes the rest.
+    pub local_nice: u8,
     /// `HTSPREP_HEARTBEAT_SECONDS`: how often workers heartbeat their job (default 10).
     pub heartbeat: Duration,
     /// `HTSPREP_WORKER_TOKEN`: the token workers require on gRPC (default: a random one kept in
@@ -107,6 +116,7 @@ impl fmt::Debug for FleetSettings {
             .field("max_workers", &self.max_workers)
             .field("jobs_per_worker", &self.jobs_per_worker)
             .field("idle_timeout", &self.idle_timeout)
+            .field("local_nice", &self.local_nice)
             .field("heartbeat", &self.heartbeat)
             .field("token", &"<redacted>")
             .field("dial", &self.dial)
@@ -126,6 +136,7 @@ impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
             .field("listen", &self.listen)
+            .field("listen_backlog", &self.listen_backlog)
             .field("storage", &self.storage)
             .field(
                 "admin_token",
@@ -148,6 +159,8 @@ impl Config {
             DEFAULT_LISTEN.parse().expect("valid default"),
             "an address like 127.0.0.1:8080",
         );
+        let listen_backlog =
+            u32::try_from(env.count("HTSPREP_LISTEN_BACKLOG", 4096)).unwrap_or(u32::MAX);
         let storage = StorageConfig::read(&mut env);
         let admin_token = env.optional("HTSPREP_ADMIN_TOKEN");
         if admin_token.as_ref().is_some_and(|t| t.len() < 16) {
@@ -214,6 +227,10 @@ impl Config {
         if explicit_token.as_ref().is_some_and(|t| t.len() < 16) {
             env.error("HTSPREP_WORKER_TOKEN", "must be at least 16 characters");
         }
+        let local_nice = env.parse("HTSPREP_LOCAL_WORKER_NICE", 10, "a niceness from 0 to 19");
+        if local_nice > 19 {
+            env.error("HTSPREP_LOCAL_WORKER_NICE", "must be from 0 to 19");
+        }
         let fleet = FleetSettings {
             ecs,
             worker_bin: env.parse_with("HTSPREP_WORKER_BIN", default_worker_bin(), |s| {
@@ -222,6 +239,7 @@ impl Config {
             max_workers: env.count("HTSPREP_MAX_WORKERS", 2),
             jobs_per_worker: env.count("HTSPREP_WORKER_JOBS", 2),
             idle_timeout: env.seconds("HTSPREP_WORKER_IDLE_SECONDS", secs(120)),
+            local_nice,
             heartbeat: env.seconds("HTSPREP_HEARTBEAT_SECONDS", secs(10)),
             token: explicit_token,
             dial: if env.flag("HTSPREP_LOOPBACK_ONLY", false) {
@@ -244,6 +262,7 @@ impl Config {
         env.finish()?;
         Ok(Self {
             listen,
+            listen_backlog,
             storage,
             admin_token,
             jobs,

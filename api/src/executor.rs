@@ -6,13 +6,13 @@
 mod dial;
 mod dispatch;
 mod drive;
+mod driving;
 mod queue;
 mod request;
 mod watch;
 
-use std::collections::HashSet;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::FutureExt;
@@ -80,7 +80,9 @@ struct Inner {
     dial: DialPolicy,
     /// This API replica, as job records name their driver.
     replica: String,
-    driving: Mutex<HashSet<JobId>>,
+    driving: driving::Driving,
+    /// Re-reads of driven jobs that changed, shared by the requests of that moment.
+    rereads: Coalesce<Result<JobRecord, ExecError>>,
     queue: queue::Queue,
     watches: watch::Watches,
     claims: Coalesce<Result<Ensured, ExecError>>,
@@ -128,7 +130,8 @@ impl Executor {
                 worker_token: parts.worker_token,
                 dial: parts.dial,
                 replica,
-                driving: Mutex::new(HashSet::new()),
+                driving: driving::Driving::default(),
+                rereads: Coalesce::default(),
                 queue: queue::Queue::default(),
                 watches: watch::Watches::default(),
                 claims: Coalesce::default(),
@@ -157,7 +160,7 @@ impl Executor {
 
     pub fn stats(&self) -> ExecStats {
         ExecStats {
-            driving: self.inner.driving.lock().expect("driving lock").len(),
+            driving: self.inner.driving.len(),
             claims_created: self.inner.claims_created.load(Ordering::Relaxed),
             dispatches: self.inner.dispatches.load(Ordering::Relaxed),
             workers_started: self.inner.provisioner.started(),
@@ -186,19 +189,50 @@ impl Executor {
         if self.is_draining() {
             return Err(ExecError::Draining);
         }
+        let key = workflow_key(file);
+        if let Some(held) = self.inner.driving.get(&key) {
+            // Driven here: answered from what the drive holds, read again only after a change
+            // (and asked for properly once that read finds the job ended).
+            let job = match held.stale {
+                None => Some(held.record),
+                Some(changes) => {
+                    let this = self.clone();
+                    let id = held.record.job_id.clone();
+                    let read = move || async move { Ok(this.inner.store.get(&id).await?) }.boxed();
+                    let job = self
+                        .inner
+                        .rereads
+                        .run(held.record.job_id.as_str(), read)
+                        .await?;
+                    self.inner.driving.refreshed(&job, Some(changes));
+                    job.active.then_some(job)
+                }
+            };
+            if let Some(job) = job {
+                return Ok(Ensured::Job(Box::new(Claim {
+                    job,
+                    outcome: ClaimOutcome::Attached,
+                })));
+            }
+        }
         let this = self.clone();
         let file = file.clone();
-        let key = workflow_key(&file);
         self.inner
             .claims
             .run(&key, move || async move { this.claim(&file).await }.boxed())
             .await
     }
 
+    /// The driven `job` changed: waiters wake, and the next request reads it again.
+    fn note_change(&self, job: &JobRecord) {
+        self.inner.driving.changed(job);
+        self.inner.watches.bump(&job.job_id);
+    }
+
     async fn claim(&self, file: &FileRecord) -> Result<Ensured, ExecError> {
         let inner = &self.inner;
         let req = self.claim_request(file);
-        let driving = inner.driving.lock().expect("driving lock").len();
+        let driving = inner.driving.len();
         if driving >= inner.settings.max_active {
             // Following a job is always possible; starting one needs room.
             return match inner.store.find_active(&req.workflow_key).await? {
@@ -237,23 +271,17 @@ impl Executor {
 
     /// Follows a job this API owns (a fresh claim, a reclaimed or taken-over job) to its end.
     pub fn drive(&self, file: FileRecord, job: JobRecord) {
-        if !self
-            .inner
-            .driving
-            .lock()
-            .expect("driving lock")
-            .insert(job.job_id.clone())
-        {
+        if !self.inner.driving.start(&job) {
             return;
         }
         let this = self.clone();
         self.inner.tracker.spawn(async move {
-            let id = job.job_id.clone();
+            let (id, key) = (job.job_id.clone(), job.workflow_key.clone());
             {
                 let _watched = this.inner.watches.open(&id);
                 drive::drive(&this, file, job).await;
             }
-            this.inner.driving.lock().expect("driving lock").remove(&id);
+            this.inner.driving.stop(&id, &key);
         });
     }
 

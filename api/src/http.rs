@@ -15,12 +15,14 @@ mod view;
 use axum::Router;
 use axum::http::{Method, header};
 use axum::routing::{get, post};
-use tower_http::cors::{Any, CorsLayer};
+use tower::Layer;
+use tower_http::cors::{Any, Cors, CorsLayer};
 
-pub use state::AppState;
+pub use state::{AppState, Shared};
 
-/// The whole API.
-pub fn router(state: AppState) -> Router {
+/// The whole API: the routes, with CORS around them once (not around each route: a route's
+/// layers are copied for every request).
+pub fn router(state: AppState) -> Cors<Router> {
     let cors = CorsLayer::new()
         .allow_origin(Any)
         .allow_methods([
@@ -48,7 +50,7 @@ pub fn router(state: AppState) -> Router {
             header::LAST_MODIFIED,
         ])
         .max_age(std::time::Duration::from_secs(86_400));
-    Router::new()
+    let routes = Router::new()
         .route("/data/{dcc}/{local_id}", get(data::data))
         .route("/data/{dcc}/{local_id}/status", get(data::status))
         .route("/index/{dcc}/{local_id}", get(data::index))
@@ -65,6 +67,6 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .fallback(ops::not_found)
-        .with_state(state)
-        .layer(cors)
+        .with_state(state);
+    cors.layer(routes)
 }

@@ -4,8 +4,7 @@ use htsprep_api::config::Config;
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     use anyhow::Context;
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
+    let listener = htsprep_api::server::bind(config.listen, config.listen_backlog)
         .with_context(|| format!("bind {}", config.listen))?;
     println!("htsprep-api listening on http://{}", listener.local_addr()?);
     htsprep_api::server::serve(config, listener, htsprep_shared::process::shutdown_signal()).await

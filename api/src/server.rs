@@ -10,13 +10,14 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog_cache::CachedCatalog;
+use crate::coalesce::Coalesce;
 use crate::config::Config;
 use crate::executor::{Executor, Parts};
 use crate::fleet::ecs::{EcsSettings, ecs_client};
 use crate::fleet::{
     Discovery, EcsFleet, EcsFleetConfig, Inspect, LocalFleet, LocalFleetConfig, Provisioner,
 };
-use crate::http::{AppState, router};
+use crate::http::{AppState, Shared, router};
 use crate::{reconciler, stores};
 
 fn absolute(p: &std::path::Path) -> std::path::PathBuf {
@@ -75,6 +76,7 @@ pub fn local_fleet(config: &Config, token: String) -> LocalFleet {
         max_workers: config.fleet.max_workers,
         jobs_per_worker: config.fleet.jobs_per_worker,
         idle_timeout: config.fleet.idle_timeout,
+        nice: config.fleet.local_nice,
         heartbeat: config.fleet.heartbeat,
         drain_grace: config.jobs.shutdown_grace,
         token,
@@ -198,7 +200,7 @@ pub async fn build(config: &Config, fleet: Fleet) -> anyhow::Result<AppState> {
         worker_token: worker_token(config)?,
         dial: config.fleet.dial,
     });
-    let state = AppState {
+    let state = AppState::from(Shared {
         catalog,
         store,
         artifacts,
@@ -209,9 +211,22 @@ pub async fn build(config: &Config, fleet: Fleet) -> anyhow::Result<AppState> {
         s3: config.storage.aws.s3_client().await,
         admin_token: config.admin_token.as_deref().map(Arc::from),
         ready: Arc::new(RwLock::new(HashSet::new())),
+        probes: Coalesce::default(),
         metrics: Arc::default(),
-    };
+    });
     Ok(state)
+}
+
+/// Binds the API's listening socket with room for `backlog` connections not yet accepted.
+pub fn bind(addr: std::net::SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
 }
 
 /// Serves until `shutdown` resolves, then drains.
@@ -248,14 +263,17 @@ pub async fn serve(
             tracing::debug!(error = %e, "could not set TCP_NODELAY");
         }
     });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!("shutting down: no new work");
-            draining.begin_drain_soft();
-        })
-        .await
-        .context("HTTP server")?;
+    axum::serve(
+        listener,
+        axum::ServiceExt::<axum::extract::Request>::into_make_service(app),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        tracing::info!("shutting down: no new work");
+        draining.begin_drain_soft();
+    })
+    .await
+    .context("HTTP server")?;
     stop.cancel();
     let _ = reconciler.await;
     executor.shutdown(config.jobs.shutdown_grace).await;

@@ -23,6 +23,7 @@ use htsprep_shared::domain::{
     AccessUrl, ArtifactKind, FileRecord, Format, Ident, Md5, SidecarKind, cache_key,
 };
 use tower::ServiceExt;
+use tower_http::cors::Cors;
 
 const ADMIN: &str = "admin-token-0123456789";
 
@@ -77,7 +78,7 @@ fn md5_of(path: &Path) -> Md5 {
 
 struct Api {
     state: AppState,
-    router: Router,
+    router: Cors<Router>,
     dir: tempfile::TempDir,
 }
 

@@ -29,6 +29,7 @@ impl FleetHarness for LocalHarness {
             max_workers,
             jobs_per_worker: 1,
             idle_timeout: Duration::from_secs(300),
+            nice: 10,
             heartbeat: Duration::from_secs(5),
             drain_grace: Duration::from_secs(2),
             token: "conformance-token-0123456789".into(),

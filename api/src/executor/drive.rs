@@ -64,6 +64,7 @@ pub(super) async fn drive(exec: &Executor, file: FileRecord, mut job: JobRecord)
                     return;
                 }
                 job = current;
+                inner.driving.refreshed(&job, None);
                 continue;
             }
             Attempt::Retry(reason) => reason,
@@ -81,6 +82,7 @@ pub(super) async fn drive(exec: &Executor, file: FileRecord, mut job: JobRecord)
         if current.lease != job.lease {
             // Someone else (a worker's hand-back, the reconciler) moved the job on.
             job = current;
+            inner.driving.refreshed(&job, None);
             continue;
         }
         if !policy.may_retry(current.attempt) {
@@ -90,8 +92,9 @@ pub(super) async fn drive(exec: &Executor, file: FileRecord, mut job: JobRecord)
         tracing::warn!(job_id = %job.job_id, attempt = current.attempt, %reason, "retrying the job");
         match inner.store.reschedule(&fence, &reason).await {
             Ok(next) => {
-                inner.watches.bump(&job.job_id);
                 job = next;
+                inner.driving.refreshed(&job, None);
+                exec.note_change(&job);
             }
             Err(e) => {
                 tracing::warn!(job_id = %job.job_id, error = %htsprep_shared::error::chain(&e), "could not reschedule; another replica will take it over");
@@ -204,7 +207,7 @@ async fn run_attempt(exec: &Executor, file: &FileRecord, job: &JobRecord) -> Att
             for worker in workers {
                 inner.dispatches.fetch_add(1, Ordering::Relaxed);
                 let mut accepted = || drop(place.take());
-                let updated = || inner.watches.bump(&job.job_id);
+                let updated = || exec.note_change(job);
                 let offered = dispatch(
                     &worker,
                     inner.dial,
@@ -236,7 +239,7 @@ async fn run_attempt(exec: &Executor, file: &FileRecord, job: &JobRecord) -> Att
             match inner.store.waiting(&fence, &reason).await {
                 Ok(_) => {
                     renewed = Some((Instant::now(), reason.clone()));
-                    inner.watches.bump(&job.job_id);
+                    exec.note_change(job);
                 }
                 Err(JobStoreError::LeaseLost { .. }) => {
                     tracing::info!(job_id = %job.job_id, "the job moved on (taken over, cancelled or finished); no longer driving it");

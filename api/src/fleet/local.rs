@@ -33,6 +33,8 @@ pub struct LocalFleetConfig {
     /// Jobs one worker runs at once (`HTSPREP_WORKER_MAX_JOBS`).
     pub jobs_per_worker: usize,
     pub idle_timeout: Duration,
+    /// The niceness workers run at (through coreutils `nice`; 0: as the API).
+    pub nice: u8,
     pub heartbeat: Duration,
     pub drain_grace: Duration,
     /// The gRPC token workers require.
@@ -94,7 +96,16 @@ impl LocalFleet {
             message: what,
             retry_after: Duration::from_secs(2),
         };
-        let mut child = Command::new(&cfg.worker_bin)
+        let mut command = if cfg.nice > 0 {
+            let mut nice = Command::new("nice");
+            nice.arg("-n")
+                .arg(cfg.nice.to_string())
+                .arg(&cfg.worker_bin);
+            nice
+        } else {
+            Command::new(&cfg.worker_bin)
+        };
+        let mut child = command
             .env("HTSPREP_DATA_DIR", &cfg.data_dir)
             .env("HTSPREP_WORKER_LISTEN", "127.0.0.1:0")
             .env("HTSPREP_WORKER_HEALTH_LISTEN", "127.0.0.1:0")

@@ -2,12 +2,14 @@
 //! hot path (serve a published artifact by range) and the cold path (claim, 202, `?wait`).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures::FutureExt;
 use htsprep_shared::artifacts::{ArtifactKey, ArtifactStore};
 use htsprep_shared::domain::{
     AccessUrl, ArtifactKind, FileRecord, Format, Ident, JobRecord, JobStatus, Processor,
@@ -204,7 +206,12 @@ async fn is_ready(state: &AppState, index: &ArtifactKey) -> Result<bool, ApiErro
     if state.ready.read().expect("ready lock").contains(index) {
         return Ok(true);
     }
-    let exists = state.artifacts.exists(index).await?;
+    // Concurrent requests for one file share one probe (a storm of GETs for a file nobody
+    // prepared yet asks the store once, not once per request).
+    let artifacts = Arc::clone(&state.artifacts);
+    let key = index.clone();
+    let probe = move || async move { artifacts.exists(&key).await.map_err(Arc::new) }.boxed();
+    let exists = state.probes.run(index.as_str(), probe).await?;
     if exists {
         state
             .ready

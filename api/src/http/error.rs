@@ -178,6 +178,19 @@ impl From<ArtifactError> for ApiError {
     }
 }
 
+/// An artifact error one probe gave many requests: each gets the answer the error itself gives.
+impl From<std::sync::Arc<ArtifactError>> for ApiError {
+    fn from(e: std::sync::Arc<ArtifactError>) -> Self {
+        match std::sync::Arc::try_unwrap(e) {
+            Ok(e) => e.into(),
+            Err(shared) if matches!(*shared, ArtifactError::Unavailable { .. }) => {
+                ApiError::Unavailable(Cause::new(shared))
+            }
+            Err(shared) => ApiError::Internal(Cause::new(shared)),
+        }
+    }
+}
+
 /// The optional `limit` query parameter of a listing.
 pub(crate) fn page_limit(
     q: &std::collections::HashMap<String, String>,

@@ -2,16 +2,35 @@ use std::collections::HashSet;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, RwLock};
 
-use htsprep_shared::artifacts::{ArtifactKey, ArtifactStore};
+use htsprep_shared::artifacts::{ArtifactError, ArtifactKey, ArtifactStore};
 use htsprep_shared::catalog::Catalog;
 use htsprep_shared::jobstore::JobStore;
 use htsprep_shared::outbound::SourceClient;
 
+use crate::coalesce::Coalesce;
 use crate::executor::Executor;
 
-/// What every handler shares.
+/// What every handler shares: one reference-counted [`Shared`], so a request's copy of it is
+/// one counter increment.
 #[derive(Clone, Debug)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl From<Shared> for AppState {
+    fn from(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+#[derive(Debug)]
+pub struct Shared {
     pub catalog: Arc<dyn Catalog>,
     pub store: Arc<dyn JobStore>,
     pub artifacts: Arc<dyn ArtifactStore>,
@@ -24,6 +43,8 @@ pub struct AppState {
     /// Index keys known to be published. Keys are content-addressed, so once an index exists the
     /// workflow is ready for good (an operator deleting artifacts is noticed on the next read).
     pub ready: Arc<RwLock<HashSet<ArtifactKey>>>,
+    /// Readiness probes in flight, by index key: concurrent requests share one.
+    pub probes: Coalesce<Result<bool, Arc<ArtifactError>>>,
     pub metrics: Arc<Metrics>,
 }
 
