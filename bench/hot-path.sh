@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# Hot-path benchmark: random 64 KiB Range requests against one cached 1 GiB artifact, served by
-# htsprep and by nginx from the same file in the same run, driven by wrk.
+# Hot-path benchmark: random 64 KiB Range requests against one cached artifact (1 GiB by
+# default), served by htsprep and by nginx from the same file in the same run, driven by wrk.
 #   bench/hot-path.sh            (defaults: 64 connections, 2 threads, 20 s per server)
 #   CONNS=64 THREADS=2 DURATION=20s SIZE_MIB=1024 bench/hot-path.sh
-# Prints requests/s, p50/p99 latency and the API's peak RSS; results go to BENCHMARKS.md by hand.
+#   SIZE_MIB=11 bench/hot-path.sh                 (a small artifact, all of it hot)
+# Prints requests/s, p50/p99 latency, socket errors (timeouts among them) for both, the ratios
+# (goal #15: req/s >= 0.9 x nginx, p99 <= 1.2 x nginx) and the API's peak anonymous memory.
+# bench/connections.sh runs it with 4,096 connections.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CONNS=${CONNS:-64} THREADS=${THREADS:-2} DURATION=${DURATION:-20s} SIZE_MIB=${SIZE_MIB:-1024}
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
 bench_init bench nginx wrk
+ulimit -n "$(ulimit -Hn)"
 
 # A cached artifact: the catalog says the file is a BAM with this md5, and its data and index
 # artifacts are already published under the content-addressed keys.
@@ -31,7 +35,7 @@ cat > "$work/nginx.conf" <<NGINX
 worker_processes 2;
 pid $work/nginx.pid;
 error_log $work/nginx-error.log;
-events { worker_connections 1024; }
+events { worker_connections 16384; }
 http {
   access_log off;
   sendfile on;
@@ -64,8 +68,11 @@ run() {
   p50=$(awk '$1 == "50%" {print $2}' "$work/wrk.txt")
   p99=$(awk '$1 == "99%" {print $2}' "$work/wrk.txt")
   errors=$(awk '/Non-2xx|Socket errors/ {print}' "$work/wrk.txt" | tr '\n' ' ')
-  printf '%-8s %10s req/s   p50 %8s   p99 %8s   %s\n' "$2" "$rps" "$p50" "$p99" "$errors"
+  printf '%-8s %10s req/s   p50 %8s   p99 %8s   %s\n' "$2" "$rps" "$p50" "$p99" "${errors:-no errors}"
   echo "$rps" > "$work/$2.rps"
+  # wrk prints latencies as 812.00us, 4.10ms or 1.20s: in ms.
+  awk -v v="$p99" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /[0-9]s$/) n *= 1000; print n }' > "$work/$2.p99"
+  awk '/Socket errors/ { for (i = 1; i <= NF; i++) if ($i == "timeout") print $(i + 1) + 0 }' "$work/wrk.txt" > "$work/$2.timeouts"
 }
 echo "file: $size bytes; $CONNS connections, $THREADS wrk threads, $DURATION each, random 64 KiB ranges"
 run http://127.0.0.1:18082/data/bench/big nginx
@@ -81,4 +88,7 @@ run http://127.0.0.1:18081/data/bench/big htsprep
 kill "$sampler" 2>/dev/null || true
 echo "htsprep peak RSS (VmHWM, including mapped artifact pages): $(awk '/VmHWM/ {print $2, $3}' "/proc/$api_pid/status")"
 echo "htsprep peak anonymous memory (RssAnon, sampled): $(cat "$work/anon.peak" 2>/dev/null || echo '?') kB"
-awk -v a="$(cat "$work/htsprep.rps")" -v b="$(cat "$work/nginx.rps")" 'BEGIN { printf "htsprep / nginx: %.2f\n", a / b }'
+awk -v a="$(cat "$work/htsprep.rps")" -v b="$(cat "$work/nginx.rps")" \
+  -v pa="$(cat "$work/htsprep.p99")" -v pb="$(cat "$work/nginx.p99")" \
+  'BEGIN { printf "htsprep / nginx: req/s %.2f (goal >= 0.90), p99 %.2f\n", a / b, pa / pb }'
+echo "timeouts: nginx $(cat "$work/nginx.timeouts" 2>/dev/null || echo 0), htsprep $(cat "$work/htsprep.timeouts" 2>/dev/null || echo 0)"

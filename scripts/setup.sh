@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-tools="samtools:samtools tabix:tabix bgzip:tabix bcftools:bcftools gffread:gffread protoc:protobuf-compiler curl:curl"
+tools="samtools:samtools tabix:tabix bgzip:tabix bcftools:bcftools gffread:gffread protoc:protobuf-compiler curl:curl cc:gcc make:make perl:perl-base"
 for_tests=0
 if [ "${1:-}" = "--for-tests" ]; then
   for_tests=1
