@@ -1,7 +1,8 @@
 use clap::Parser;
 
-/// jemalloc: on bench/hot-path.sh with 4,096 connections its p99 was 1.8-2.4x nginx's where
-/// glibc's malloc gave 2.6-3.5x, at the same memory.
+/// jemalloc: with 4,096 connections on bench/connections.sh it kept a little less memory and a
+/// slightly lower tail than glibc's malloc (96-98 MiB and p99 1.6-2.2x nginx's, against
+/// 102-103 MiB and 2.1-2.3x; the runs are noisy).
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
@@ -16,15 +17,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     htsprep_api::server::serve(config, listener, htsprep_shared::process::shutdown_signal()).await
 }
 
-/// How many tasks a runtime thread runs before it polls for IO again (tokio's default is 61).
-/// Serving many small Range requests, polling often keeps every connection moving: measured on
-/// bench/hot-path.sh, 7 raised throughput by about a quarter and cut p99 from 12-90 ms to ~7 ms.
-const EVENT_INTERVAL: u32 = 7;
-
+/// The runtime keeps tokio's defaults. Polling for IO every 7 tasks instead of 61 once helped
+/// bench/hot-path.sh (64 connections); with CORS around the router once and jemalloc it no
+/// longer does (61: 1.17x nginx's req/s, p99 0.61x), and with 4,096 connections it made the p99
+/// 2.6x nginx's where 61 gives 1.6-1.8x (BENCHMARKS.md).
 fn main() -> std::process::ExitCode {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .event_interval(EVENT_INTERVAL)
         .build()
         .expect("build the runtime")
         .block_on(real_main())
