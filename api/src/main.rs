@@ -1,13 +1,13 @@
 use clap::Parser;
 
+use htsprep_api::cli::{Cli, Command};
+use htsprep_api::config::Config;
+
 /// jemalloc: with 4,096 connections on bench/connections.sh it kept a little less memory and a
 /// slightly lower tail than glibc's malloc (96-98 MiB and p99 1.6-2.2x nginx's, against
 /// 102-103 MiB and 2.1-2.3x; the runs are noisy).
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
-use htsprep_api::cli::{Cli, Command};
-use htsprep_api::config::Config;
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     use anyhow::Context;
