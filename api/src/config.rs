@@ -296,6 +296,25 @@ mod tests {
             PathBuf::from("./data/htsprep.db")
         );
         assert!(c.admin_token.is_none());
+        assert_eq!(c.listen_backlog, 4096);
+        assert_eq!(c.fleet.local_nice, 10);
+    }
+
+    #[test]
+    fn a_niceness_outside_0_to_19_is_refused() {
+        for bad in ["20", "-1", "high"] {
+            let err = Config::from_vars(&vars(&[("HTSPREP_LOCAL_WORKER_NICE", bad)])).unwrap_err();
+            assert!(
+                err.to_string().contains("HTSPREP_LOCAL_WORKER_NICE"),
+                "{bad}: {err}"
+            );
+        }
+        let c = Config::from_vars(&vars(&[
+            ("HTSPREP_LOCAL_WORKER_NICE", "0"),
+            ("HTSPREP_LISTEN_BACKLOG", "128"),
+        ]))
+        .unwrap();
+        assert_eq!((c.fleet.local_nice, c.listen_backlog), (0, 128));
     }
 
     #[test]

@@ -56,3 +56,34 @@ impl FleetHarness for LocalHarness {
 }
 
 htsprep_api::fleet_conformance!(LocalHarness::new());
+
+/// On a machine shared with the API, workers (and the stages they run) yield the CPU to it.
+#[tokio::test]
+async fn local_workers_run_at_the_configured_niceness() {
+    let h = LocalHarness::new();
+    let fleet = h.fleet(1).await;
+    let req = htsprep_api::fleet::ProvisionRequest {
+        workflow_key: "dcc/nice/0123456789abcdef0123456789abcdef/v1".into(),
+        job_id: htsprep_shared::domain::JobId::new(),
+        attempt: 1,
+    };
+    fleet.provisioner.provision(&req).await.expect("provision");
+    let mut sub = fleet.discovery.subscribe();
+    let worker = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            if let Some(w) = sub.current().into_iter().next() {
+                return w;
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(200), sub.next()).await;
+        }
+    })
+    .await
+    .expect("a worker within a minute");
+    let pid = worker.id.strip_prefix("pid-").expect("pid-N");
+    // Field 19 of /proc/PID/stat, counted after the command name's closing parenthesis.
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+    let nice: i32 = after_name.split(' ').nth(16).unwrap().parse().unwrap();
+    assert_eq!(nice, 10, "{stat}");
+    h.stop_worker(&worker).await;
+}
