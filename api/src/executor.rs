@@ -194,7 +194,7 @@ impl Executor {
             // Driven here: answered from what the drive holds, read again only after a change
             // (and asked for properly once that read finds the job ended).
             let job = match held.stale {
-                None => Some(held.record),
+                None => held.record.active.then_some(held.record),
                 Some(changes) => {
                     let this = self.clone();
                     let id = held.record.job_id.clone();

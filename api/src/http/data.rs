@@ -183,7 +183,7 @@ async fn handle(
                 ArtifactKind::Data => &data,
                 ArtifactKind::Index => &index,
             };
-            if is_ready(state, &index).await? {
+            if is_ready(state, &index, Probe::Shared).await? {
                 match serve_artifact(state, method, headers, key).await {
                     Err(ApiError::NotFound(_)) => {
                         // Deleted behind our back: forget it and prepare it again.
@@ -202,16 +202,30 @@ async fn handle(
     }
 }
 
-async fn is_ready(state: &AppState, index: &ArtifactKey) -> Result<bool, ApiError> {
+/// How fresh a readiness probe must be.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Probe {
+    /// One already in flight for the file will do: concurrent requests share it (a storm of
+    /// GETs for a file nobody prepared yet asks the store once, not once per request).
+    Shared,
+    /// Started now: after the job was seen completed, a probe begun before it published would
+    /// say "not yet".
+    New,
+}
+
+async fn is_ready(state: &AppState, index: &ArtifactKey, probe: Probe) -> Result<bool, ApiError> {
     if state.ready.read().expect("ready lock").contains(index) {
         return Ok(true);
     }
-    // Concurrent requests for one file share one probe (a storm of GETs for a file nobody
-    // prepared yet asks the store once, not once per request).
-    let artifacts = Arc::clone(&state.artifacts);
-    let key = index.clone();
-    let probe = move || async move { artifacts.exists(&key).await.map_err(Arc::new) }.boxed();
-    let exists = state.probes.run(index.as_str(), probe).await?;
+    let exists = match probe {
+        Probe::Shared => {
+            let artifacts = Arc::clone(&state.artifacts);
+            let key = index.clone();
+            let ask = move || async move { artifacts.exists(&key).await.map_err(Arc::new) }.boxed();
+            state.probes.run(index.as_str(), ask).await?
+        }
+        Probe::New => state.artifacts.exists(index).await?,
+    };
     if exists {
         state
             .ready
@@ -333,7 +347,7 @@ async fn cold(
         }
         match job.status {
             JobStatus::Completed => {
-                if is_ready(state, index).await? {
+                if is_ready(state, index, Probe::New).await? {
                     return serve_artifact(state, method, headers, key).await;
                 }
                 return Err(ApiError::Internal(Cause::msg(format!(
@@ -380,7 +394,7 @@ pub(crate) async fn status(
     let (ready, active) = match target(&file)? {
         Target::Upstream { .. } => (true, None),
         Target::Artifacts { index, .. } => {
-            let ready = is_ready(&state, &index).await?;
+            let ready = is_ready(&state, &index, Probe::Shared).await?;
             let key = htsprep_shared::domain::workflow_key(&file);
             let active = state.store.find_active(&key).await?.map(JobView::public);
             (ready, active)
