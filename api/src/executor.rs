@@ -296,16 +296,25 @@ impl Executor {
             .is_stale(job, self.inner.store.clock().now())
     }
 
+    /// A drain (shutdown) ends the wait at once: a waiting request is answered then, not at its
+    /// deadline.
     pub async fn changed(&self, job_id: &JobId, until: tokio::time::Instant) {
         const POLL: Duration = Duration::from_millis(500);
+        let draining = self.inner.draining.cancelled();
         match self.inner.watches.subscribe(job_id) {
             Some(mut rx) => {
                 tokio::select! {
                     _ = rx.changed() => {}
                     () = tokio::time::sleep_until(until) => {}
+                    () = draining => {}
                 }
             }
-            None => tokio::time::sleep_until(until.min(tokio::time::Instant::now() + POLL)).await,
+            None => {
+                tokio::select! {
+                    () = tokio::time::sleep_until(until.min(tokio::time::Instant::now() + POLL)) => {}
+                    () = draining => {}
+                }
+            }
         }
     }
 

@@ -8,6 +8,7 @@ pub mod config;
 pub mod executor;
 pub mod fleet;
 pub mod http;
+mod listen;
 pub mod reconciler;
 pub mod server;
 pub mod stores;

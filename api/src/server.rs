@@ -257,17 +257,7 @@ pub async fn serve(
     tracing::info!(addr = %listener.local_addr()?, data_dir = %config.storage.data_dir.display(), "htsprep-api serving");
     let app = router(state);
     let draining = executor.clone();
-    // Like nginx for keep-alive connections: send each response without waiting on Nagle.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "could not set TCP_NODELAY");
-        }
-    });
-    axum::serve(
-        listener,
-        axum::ServiceExt::<axum::extract::Request>::into_make_service(app),
-    )
-    .with_graceful_shutdown(async move {
+    crate::listen::serve(listener, app, async move {
         shutdown.await;
         tracing::info!("shutting down: no new work");
         draining.begin_drain_soft();

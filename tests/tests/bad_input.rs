@@ -49,6 +49,42 @@ async fn the_longest_identifiers_go_from_cold_to_served() {
     assert_eq!(status, 206);
 }
 
+/// The API reads no further while it answers a request (that read-ahead costs every busy
+/// connection a second buffer): a client that closes its sending side once its request is out,
+/// as some command-line clients do, still gets the whole answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_client_that_closes_its_sending_side_after_the_request_gets_its_answer() {
+    use std::io::{Read, Write};
+
+    let api = ApiProcess::start(&[]);
+    api.register(&file_row("half.bed", "BED", "ctcf_trackline.bed"))
+        .await;
+    let job_id = api.cold_get("/data/e2e/half.bed").await;
+    let job = api.wait_job(&job_id, Duration::from_secs(120)).await;
+    assert_eq!(job["status"], "completed", "{job:#}");
+    let addr = api.base.strip_prefix("http://").unwrap().to_owned();
+    let answer = tokio::task::spawn_blocking(move || {
+        let mut tcp = std::net::TcpStream::connect(addr).unwrap();
+        tcp.write_all(b"GET /data/e2e/half.bed HTTP/1.1\r\nHost: x\r\nRange: bytes=0-27\r\n\r\n")
+            .unwrap();
+        tcp.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut answer = Vec::new();
+        tcp.read_to_end(&mut answer).unwrap();
+        answer
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 206"), "{text}");
+    let body = &answer[answer.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4..];
+    assert_eq!(
+        &body[..4],
+        b"\x1f\x8b\x08\x04",
+        "the first bytes of the BGZF artifact"
+    );
+    assert_eq!(body.len(), 28);
+}
+
 /// The job of a source whose origin redirects to `location`, run to its end.
 async fn redirected_job(api: &ApiProcess, id: &str, location: &str) -> serde_json::Value {
     let origin = Origin::start(Behaviour::Redirect(location.to_owned())).await;

@@ -457,4 +457,20 @@ async fn five_thousand_open_waits_leave_the_hot_path_serving() {
          {idle:?} ({:.2}x)",
         loaded.as_secs_f64() / idle.as_secs_f64()
     );
+
+    // A shutdown answers the waiting requests (202 with the job to poll) instead of keeping
+    // them, and itself, until their deadline two minutes away.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(api.child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    for s in waiters.iter_mut().step_by(250) {
+        let mut head = [0u8; 12];
+        tokio::time::timeout(Duration::from_secs(60), s.read_exact(&mut head))
+            .await
+            .expect("answered well before the wait's deadline")
+            .unwrap();
+        assert_eq!(&head, b"HTTP/1.1 202");
+    }
 }

@@ -357,7 +357,8 @@ async fn cold(
             JobStatus::Failed => return Err(failed(file, &job)),
             _ => {}
         }
-        if tokio::time::Instant::now() >= deadline {
+        // Shutting down: answer now (the job carries on; the client polls its Location).
+        if tokio::time::Instant::now() >= deadline || state.executor.is_draining() {
             return Ok(accepted(job.into()));
         }
         state.executor.changed(&job_id, deadline).await;
