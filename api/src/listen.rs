@@ -6,7 +6,9 @@
 //! went away, and because the request still holds its first read buffer that read takes a
 //! second one: with thousands of connections streaming ranges that is 8 KiB more per
 //! connection. `half_close` turns the read-ahead off; a client that leaves mid-request is then
-//! noticed when its answer is written.
+//! noticed when its answer is written. No timer is armed per request (a limit on reading a
+//! request's head would take one, and cost the tail at thousands of connections: p99 1.6-1.7x
+//! nginx's without it, 2.0-2.3x with it); `axum::serve` sets none either.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -14,14 +16,11 @@ use std::time::Duration;
 use axum::response::Response;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tower::Service;
-
-/// How long a client may take to send a request's head once it started one.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Serves `app` on `listener` until `shutdown` resolves, then stops accepting and waits for the
 /// open connections to finish their requests.
@@ -38,10 +37,7 @@ where
     S::Future: Send + 'static,
 {
     let mut builder = http1::Builder::new();
-    builder
-        .half_close(true)
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
+    builder.half_close(true);
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
