@@ -221,7 +221,8 @@ async fn is_ready(state: &AppState, index: &ArtifactKey, probe: Probe) -> Result
         Probe::Shared => {
             let artifacts = Arc::clone(&state.artifacts);
             let key = index.clone();
-            let ask = move || async move { artifacts.exists(&key).await.map_err(Arc::new) }.boxed();
+            let ask =
+                move || async move { artifacts.exists(&key).await.map_err(ApiError::from) }.boxed();
             state.probes.run(index.as_str(), ask).await?
         }
         Probe::New => state.artifacts.exists(index).await?,

@@ -12,7 +12,7 @@ use htsprep_shared::jobstore::JobStoreError;
 
 use super::range::RangeHeaderError;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{0}")]
     BadRequest(String),
@@ -174,19 +174,6 @@ impl From<ArtifactError> for ApiError {
             }
             ArtifactError::Unavailable { .. } => ApiError::Unavailable(Cause::new(e)),
             other => ApiError::Internal(Cause::new(other)),
-        }
-    }
-}
-
-/// An artifact error one probe gave many requests: each gets the answer the error itself gives.
-impl From<std::sync::Arc<ArtifactError>> for ApiError {
-    fn from(e: std::sync::Arc<ArtifactError>) -> Self {
-        match std::sync::Arc::try_unwrap(e) {
-            Ok(e) => e.into(),
-            Err(shared) if matches!(*shared, ArtifactError::Unavailable { .. }) => {
-                ApiError::Unavailable(Cause::new(shared))
-            }
-            Err(shared) => ApiError::Internal(Cause::new(shared)),
         }
     }
 }

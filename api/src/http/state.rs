@@ -2,11 +2,12 @@ use std::collections::HashSet;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, RwLock};
 
-use htsprep_shared::artifacts::{ArtifactError, ArtifactKey, ArtifactStore};
+use htsprep_shared::artifacts::{ArtifactKey, ArtifactStore};
 use htsprep_shared::catalog::Catalog;
 use htsprep_shared::jobstore::JobStore;
 use htsprep_shared::outbound::SourceClient;
 
+use super::error::ApiError;
 use crate::coalesce::Coalesce;
 use crate::executor::Executor;
 
@@ -44,7 +45,7 @@ pub struct Shared {
     /// workflow is ready for good (an operator deleting artifacts is noticed on the next read).
     pub ready: Arc<RwLock<HashSet<ArtifactKey>>>,
     /// Readiness probes in flight, by index key: concurrent requests share one.
-    pub probes: Coalesce<Result<bool, Arc<ArtifactError>>>,
+    pub probes: Coalesce<Result<bool, ApiError>>,
     pub metrics: Arc<Metrics>,
 }
 

@@ -21,21 +21,23 @@ pub(crate) struct Target<'a> {
     pub progress: &'a (dyn Fn(u64) + Send + Sync),
 }
 
-/// The running md5 and size of a source as it is read, held to the target's size limit and
-/// reported to its progress callback.
+/// The running md5 and size of a source as it is read, held to a size limit and reported to a
+/// progress callback.
 struct Tally<'a> {
     hasher: Md5Hasher,
     size: u64,
-    target: &'a Target<'a>,
+    max_size: Option<u64>,
+    progress: &'a (dyn Fn(u64) + Send + Sync),
     url: String,
 }
 
 impl<'a> Tally<'a> {
-    fn new(target: &'a Target<'a>, url: String) -> Self {
+    fn new(max_size: Option<u64>, progress: &'a (dyn Fn(u64) + Send + Sync), url: String) -> Self {
         Self {
             hasher: Md5Hasher::new(),
             size: 0,
-            target,
+            max_size,
+            progress,
             url,
         }
     }
@@ -43,7 +45,7 @@ impl<'a> Tally<'a> {
     /// Counts a chunk; refuses to grow past the limit.
     fn add(&mut self, chunk: &[u8]) -> Result<(), FetchError> {
         let size = self.size + chunk.len() as u64;
-        if let Some(max) = self.target.max_size
+        if let Some(max) = self.max_size
             && size > max
         {
             return Err(FetchError::TooLarge {
@@ -53,7 +55,7 @@ impl<'a> Tally<'a> {
         }
         self.hasher.update(chunk);
         self.size = size;
-        (self.target.progress)(self.size);
+        (self.progress)(self.size);
         Ok(())
     }
 
@@ -79,7 +81,7 @@ impl<'a> HashingFile<'a> {
             })?;
         Ok(Self {
             file,
-            tally: Tally::new(target, url),
+            tally: Tally::new(target.max_size, target.progress, url),
         })
     }
 
@@ -176,12 +178,7 @@ impl LocalHash {
 
     fn hash(&self, cancel: &CancellationToken) -> Result<(u64, Md5), FetchError> {
         let quiet = |_: u64| {};
-        let target = Target {
-            dest: &self.path,
-            max_size: self.max_size,
-            progress: &quiet,
-        };
-        let mut tally = Tally::new(&target, self.url.clone());
+        let mut tally = Tally::new(self.max_size, &quiet, self.url.clone());
         let mut src = std::fs::File::open(&self.path).map_err(|source| FetchError::Open {
             url: self.url.clone(),
             source,
