@@ -3,6 +3,7 @@
 # answering the same 202 from its config, in the same run. Each run uses a new file (so every
 # request is cold) and a new nginx round; prints p50/p99/max time to the status line for both,
 # the ratio of the p99s and how many jobs htsprep created (the goal: exactly one per file).
+# Every run starts on a quiet machine: the next run waits until this run's job is done.
 #   bench/storm.sh                   (defaults: 1000 connections, 3 runs)
 #   CONNS=1000 RUNS=3 bench/storm.sh
 set -euo pipefail
@@ -89,4 +90,7 @@ for i in $(seq 1 "$RUNS"); do
     | python3 -c "import json,sys; print(sum(1 for j in json.load(sys.stdin)['jobs'] if j['local_id'] == 'f$i'))")
   printf '%-4s %-26s %-26s %8.2fx %5s  (codes: nginx %s, htsprep %s)\n' "$i" "$n50 / $n99 / $nmax" \
     "$h50 / $h99 / $hmax" "$(python3 -c "print($h99 / $n99)")" "$jobs" "$ncodes" "$hcodes"
+  # The next run starts on a quiet machine, as this one did: its nginx round is not measured
+  # while this run's job still prepares the file.
+  curl -fs -o /dev/null -r 0-0 "http://$HTSPREP_LISTEN/data/storm/f$i?wait=120"
 done

@@ -87,6 +87,9 @@ struct Inner {
     watches: watch::Watches,
     claims: Coalesce<Result<Ensured, ExecError>>,
     tracker: TaskTracker,
+    /// Where jobs are driven: the runtime the executor was made on, not the serving thread of
+    /// the request that claimed the job (those stop when the HTTP server has drained).
+    runtime: tokio::runtime::Handle,
     /// Cancelled when new cold requests must be refused.
     draining: CancellationToken,
     /// Cancelled when in-flight drives must stop.
@@ -113,6 +116,7 @@ impl std::fmt::Debug for Parts {
 }
 
 impl Executor {
+    /// Made on the runtime that drives its jobs (panics outside a Tokio runtime).
     pub fn new(parts: Parts) -> Self {
         let replica = format!(
             "api-{}-{}",
@@ -136,6 +140,7 @@ impl Executor {
                 watches: watch::Watches::default(),
                 claims: Coalesce::default(),
                 tracker: TaskTracker::new(),
+                runtime: tokio::runtime::Handle::current(),
                 draining: CancellationToken::new(),
                 shutdown: CancellationToken::new(),
                 claims_created: AtomicU64::new(0),
@@ -275,14 +280,15 @@ impl Executor {
             return;
         }
         let this = self.clone();
-        self.inner.tracker.spawn(async move {
+        let driven = async move {
             let (id, key) = (job.job_id.clone(), job.workflow_key.clone());
             {
                 let _watched = this.inner.watches.open(&id);
                 drive::drive(&this, file, job).await;
             }
             this.inner.driving.stop(&id, &key);
-        });
+        };
+        self.inner.tracker.spawn_on(driven, &self.inner.runtime);
     }
 
     /// Waits until the job may have changed, at most until `until`: at once on a change when

@@ -257,17 +257,20 @@ pub async fn serve(
     tracing::info!(addr = %listener.local_addr()?, data_dir = %config.storage.data_dir.display(), "htsprep-api serving");
     let app = router(state);
     let draining = executor.clone();
-    crate::listen::serve(listener, app, async move {
+    let threads = crate::listen::Threads::start().context("start the serving threads")?;
+    let served = crate::listen::serve(listener, &threads, app, async move {
         shutdown.await;
         tracing::info!("shutting down: no new work");
         draining.begin_drain_soft();
     })
     .await
-    .context("HTTP server")?;
+    .context("HTTP server");
     stop.cancel();
     let _ = reconciler.await;
     executor.shutdown(config.jobs.shutdown_grace).await;
     provisioner.shutdown().await;
+    threads.stop().await;
+    served?;
     tracing::info!("htsprep-api stopped");
     Ok(())
 }
