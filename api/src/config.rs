@@ -341,6 +341,10 @@ mod tests {
             ("ECS_WORKER_SUBNETS", "subnet-a, subnet-b"),
             ("ECS_WORKER_SECURITY_GROUPS", "sg-1"),
             ("ECS_WORKER_ASSIGN_PUBLIC_IP", "ENABLED"),
+            (
+                "ECS_CAPACITY_PROVIDER_STRATEGY",
+                "FARGATE:1:1,FARGATE_SPOT:3",
+            ),
             ("HTSPREP_WORKER_TOKEN", "0123456789abcdef0123"),
             ("WORKFLOW_S3_BUCKET", "artifacts"),
             ("MONGODB_URI", "mongodb://db:27017"),
@@ -353,6 +357,12 @@ mod tests {
         assert!(ecs.assign_public_ip && ecs.require_healthy);
         assert_eq!((ecs.grpc_port, ecs.started_by.as_str()), (50051, "htsprep"));
         assert!(ecs.describe_per_second <= crate::fleet::ecs::ECS_DESCRIBE_LIMIT);
+        let providers: Vec<_> = ecs
+            .capacity_provider_strategy
+            .iter()
+            .map(|i| (i.provider.as_str(), i.weight, i.base))
+            .collect();
+        assert_eq!(providers, [("FARGATE", 1, 1), ("FARGATE_SPOT", 3, 0)]);
         assert!(Config::from_vars(&vars(&[])).unwrap().fleet.ecs.is_none());
     }
 
@@ -361,6 +371,10 @@ mod tests {
         let err = Config::from_vars(&vars(&[
             ("ECS_CLUSTER", "htsprep"),
             ("ECS_WORKER_ASSIGN_PUBLIC_IP", "maybe"),
+            (
+                "ECS_CAPACITY_PROVIDER_STRATEGY",
+                "FARGATE:1:1,FARGATE_SPOT:3:1",
+            ),
             ("HTSPREP_ECS_DESCRIBE_PER_SECOND", "50"),
         ]))
         .unwrap_err();
@@ -369,6 +383,7 @@ mod tests {
         assert_eq!(
             named,
             [
+                "ECS_CAPACITY_PROVIDER_STRATEGY",
                 "ECS_WORKER_ASSIGN_PUBLIC_IP",
                 "ECS_WORKER_SECURITY_GROUPS",
                 "ECS_WORKER_SUBNETS",
@@ -381,7 +396,8 @@ mod tests {
         );
         let text = err.to_string();
         assert!(
-            text.contains("workers on ECS publish artifacts to S3"),
+            text.contains("workers on ECS publish artifacts to S3")
+                && text.contains("only one capacity provider may have a base"),
             "{text}"
         );
         // Worker settings without a cluster are a mistake, not a silent local fleet.

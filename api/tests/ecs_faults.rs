@@ -350,3 +350,33 @@ async fn asked_about_running_jobs_tasks_ecs_names_the_lost_ones_and_why() {
     assert!(by_id(&running).is_none() && by_id(&stopping).is_none());
     assert_eq!(ecs.calls("DescribeTasks").len(), 1, "one batch");
 }
+
+#[tokio::test]
+async fn a_capacity_provider_strategy_replaces_the_launch_type() {
+    let ecs = FakeEcs::start().await;
+    let mut settings = ecs.settings();
+    settings.capacity_provider_strategy =
+        htsprep_api::fleet::ecs::parse_strategy("FARGATE:1:1,FARGATE_SPOT:3").unwrap();
+    let spot = ecs.fleet_with(settings, 4);
+    spot.provision(&request("dcc/spot/md5/v1")).await.unwrap();
+    ecs.fleet(4)
+        .provision(&request("dcc/plain/md5/v1"))
+        .await
+        .unwrap();
+    let calls = ecs.calls("RunTask");
+    assert_eq!(calls.len(), 2);
+    let (with_strategy, plain) = (&calls[0].body, &calls[1].body);
+    assert_eq!(
+        with_strategy["capacityProviderStrategy"],
+        serde_json::json!([
+            {"capacityProvider": "FARGATE", "weight": 1, "base": 1},
+            {"capacityProvider": "FARGATE_SPOT", "weight": 3, "base": 0},
+        ])
+    );
+    assert!(
+        with_strategy.get("launchType").is_none(),
+        "ECS refuses a launch type with a strategy: {with_strategy}"
+    );
+    assert_eq!(plain["launchType"], "FARGATE");
+    assert!(plain.get("capacityProviderStrategy").is_none(), "{plain}");
+}

@@ -78,6 +78,8 @@ fn placeholder(name: &str, value: &str) -> String {
         "AWS_REGION" => "us-east-1".into(),
         "ECS_WORKER_SUBNETS" => "subnet-a,subnet-b".into(),
         "ECS_WORKER_SECURITY_GROUPS" => "sg-0123".into(),
+        // Parameters whose default is empty.
+        "ECS_CAPACITY_PROVIDER_STRATEGY" => String::new(),
         n => format!("placeholder-{}", n.to_ascii_lowercase().replace('_', "-")),
     }
 }
@@ -166,6 +168,9 @@ fn the_api_environment_selects_the_ecs_fleet_and_workers_accept_theirs() {
         "the worker task definition has a health check"
     );
     let template = std::fs::read_to_string(template()).unwrap();
+    // By default, the Fargate launch type; the cluster offers Spot for the strategy parameter.
+    assert!(ecs.capacity_provider_strategy.is_empty());
+    assert!(template.contains("CapacityProviders: [FARGATE, FARGATE_SPOT]"));
     assert!(template.contains(&format!("- Name: {}\n", ecs.container)));
     assert!(template.contains(&format!("ContainerPort: {}\n", ecs.grpc_port)));
 

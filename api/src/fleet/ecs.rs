@@ -3,6 +3,7 @@
 //! maximum), found by polling `ListTasks`/`DescribeTasks`. Only the API talks to ECS.
 
 mod backoff;
+mod capacity;
 mod classify;
 mod fleet;
 mod launch;
@@ -11,6 +12,7 @@ mod settings;
 #[cfg(any(test, feature = "conformance"))]
 pub mod testing;
 
+pub use capacity::{CapacityItem, parse_strategy};
 pub use classify::{EcsFault, classify_code, classify_failure};
 pub use fleet::{EcsFleet, EcsFleetConfig, PollSummary, ecs_client};
 pub use launch::{TAG_ATTEMPT, TAG_JOB, TAG_WORKFLOW, client_token};

@@ -183,6 +183,7 @@ impl EcsStandIn {
             env_overrides: Vec::new(),
             command_override: None,
             pid: None,
+            capacity_provider: None,
         })
     }
 

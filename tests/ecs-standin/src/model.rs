@@ -153,6 +153,9 @@ pub struct Task {
     /// The task's own address: the awsvpc ENI's private IPv4 on Fargate, a loopback address of
     /// its own here.
     pub ip: String,
+    /// The capacity provider it runs on when `RunTask` named a strategy (`FARGATE_SPOT`, ...);
+    /// `None`: the Fargate launch type, and the field is left out.
+    pub capacity_provider: Option<String>,
     pub last_status: String,
     pub desired_status: String,
     /// `HEALTHY`, `UNHEALTHY`, `UNKNOWN`; `None` leaves the field out.
@@ -210,6 +213,7 @@ impl Task {
             "desiredStatus": self.desired_status,
             "launchType": "FARGATE",
             "startedBy": self.started_by,
+            "capacityProviderName": self.capacity_provider,
             "createdAt": self.created_at,
             "attachments": [{
                 "id": format!("eni-attachment-{}", self.id),

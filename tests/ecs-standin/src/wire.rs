@@ -103,6 +103,10 @@ fn run_task(shared: &Arc<Shared>, body: &Value) -> Response {
             "the stand-in runs one task per RunTask call",
         );
     }
+    let capacity_provider = match strategy_provider(body) {
+        Ok(provider) => provider,
+        Err(message) => return error("InvalidParameterException", message),
+    };
     let subnets = &body["networkConfiguration"]["awsvpcConfiguration"]["subnets"];
     if subnets.as_array().is_none_or(Vec::is_empty) {
         return error(
@@ -173,6 +177,7 @@ fn run_task(shared: &Arc<Shared>, body: &Value) -> Response {
         env_overrides,
         command_override,
         pid: None,
+        capacity_provider,
     });
     if let Some(t) = token {
         s.tokens.insert(t, arn.clone());
@@ -181,6 +186,28 @@ fn run_task(shared: &Arc<Shared>, body: &Value) -> Response {
     drop(s);
     crate::agent::launch(shared, &arn);
     json_response(200, json!({"tasks": [task], "failures": []}))
+}
+
+/// The provider a `capacityProviderStrategy` puts the task on (the stand-in's choice: the one
+/// with a base, else the heaviest weight), as ECS refuses a strategy with a launch type.
+fn strategy_provider(body: &Value) -> Result<Option<String>, &'static str> {
+    let Some(items) = body["capacityProviderStrategy"].as_array() else {
+        return Ok(None);
+    };
+    if body.get("launchType").is_some() {
+        return Err(
+            "Specifying both a launch type and capacity provider strategy is not supported. \
+             Remove one and try again.",
+        );
+    }
+    let weight = |i: &&Value| i["weight"].as_i64().unwrap_or(0);
+    let chosen = items
+        .iter()
+        .find(|i| i["base"].as_i64().unwrap_or(0) > 0)
+        .or_else(|| items.iter().max_by_key(weight))
+        .and_then(|i| i["capacityProvider"].as_str())
+        .ok_or("The specified capacity provider strategy cannot contain a capacity provider without a name.")?;
+    Ok(Some(chosen.to_owned()))
 }
 
 fn pairs_of_tags(v: &Value) -> Vec<(String, String)> {

@@ -1,4 +1,5 @@
-//! One `RunTask` call: a Fargate task in the configured subnets and security groups, tagged with
+//! One `RunTask` call: a Fargate task (the launch type, or the configured capacity provider
+//! strategy, e.g. Fargate Spot) in the configured subnets and security groups, tagged with
 //! the workflow it was started for, idempotent per job attempt through its `clientToken`.
 
 use aws_sdk_ecs::types::{
@@ -7,6 +8,7 @@ use aws_sdk_ecs::types::{
 };
 use md5::{Digest, Md5};
 
+use super::capacity::to_sdk;
 use super::classify::{EcsFault, classify, classify_failure};
 use super::settings::EcsSettings;
 use crate::fleet::ProvisionRequest;
@@ -62,11 +64,20 @@ pub async fn run_task(
         container = container.environment(KeyValuePair::builder().name(k).value(v).build());
     }
     let tag = |k: &str, v: &str| Tag::builder().key(k).value(tag_value(v)).build();
-    let out = client
+    let mut call = client
         .run_task()
         .cluster(&settings.cluster)
-        .task_definition(&settings.task_definition)
-        .launch_type(LaunchType::Fargate)
+        .task_definition(&settings.task_definition);
+    // ECS takes a launch type or a capacity provider strategy, never both.
+    call = if settings.capacity_provider_strategy.is_empty() {
+        call.launch_type(LaunchType::Fargate)
+    } else {
+        call.set_capacity_provider_strategy(Some(
+            to_sdk(&settings.capacity_provider_strategy)
+                .map_err(|e| EcsFault::Permanent(format!("capacity provider strategy: {e}")))?,
+        ))
+    };
+    let out = call
         .count(1)
         .client_token(client_token(req))
         .started_by(&settings.started_by)

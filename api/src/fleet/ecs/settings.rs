@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use htsprep_shared::settings::EnvReader;
 
+use super::capacity::{CapacityItem, parse_strategy};
+
 /// ECS's sustained rate for `DescribeTasks`/`ListTasks` is 20 calls per second per account and
 /// region; htsprep stays below it.
 pub const ECS_DESCRIBE_LIMIT: f64 = 20.0;
@@ -22,6 +24,9 @@ pub struct EcsSettings {
     pub security_groups: Vec<String>,
     /// `ECS_WORKER_ASSIGN_PUBLIC_IP`: `ENABLED`/`DISABLED` (or true/false; default disabled).
     pub assign_public_ip: bool,
+    /// `ECS_CAPACITY_PROVIDER_STRATEGY`: `NAME[:WEIGHT[:BASE]],...` (e.g.
+    /// `FARGATE:1:1,FARGATE_SPOT:3`); empty: the Fargate launch type.
+    pub capacity_provider_strategy: Vec<CapacityItem>,
     /// `ECS_WORKER_CONTAINER`: the worker container's name in the task definition, for the
     /// per-task environment overrides (default `worker`).
     pub container: String,
@@ -49,8 +54,9 @@ pub struct EcsSettings {
 impl EcsSettings {
     /// `None` when `ECS_CLUSTER` is unset (and no other ECS variable is either).
     pub fn read(env: &mut EnvReader<'_>) -> Option<Self> {
-        const OTHERS: [&str; 5] = [
+        const OTHERS: [&str; 6] = [
             "ECS_WORKER_TASK_DEFINITION",
+            "ECS_CAPACITY_PROVIDER_STRATEGY",
             "ECS_WORKER_SUBNETS",
             "ECS_WORKER_SECURITY_GROUPS",
             "ECS_WORKER_ASSIGN_PUBLIC_IP",
@@ -103,6 +109,14 @@ impl EcsSettings {
                 _ => Err("expected ENABLED or DISABLED".into()),
             }
         });
+        let capacity_provider_strategy = env
+            .optional("ECS_CAPACITY_PROVIDER_STRATEGY")
+            .map_or_else(Vec::new, |v| {
+                parse_strategy(&v).unwrap_or_else(|reason| {
+                    env.error("ECS_CAPACITY_PROVIDER_STRATEGY", reason);
+                    Vec::new()
+                })
+            });
         let container = env
             .optional("ECS_WORKER_CONTAINER")
             .unwrap_or_else(|| "worker".into());
@@ -158,6 +172,7 @@ impl EcsSettings {
             subnets,
             security_groups,
             assign_public_ip,
+            capacity_provider_strategy,
             container,
             grpc_port,
             started_by,

@@ -26,6 +26,7 @@ pub fn test_settings(cluster: &str, task_definition: &str) -> EcsSettings {
         subnets: vec!["subnet-1".into()],
         security_groups: vec!["sg-1".into()],
         assign_public_ip: false,
+        capacity_provider_strategy: Vec::new(),
         container: "worker".into(),
         grpc_port: 50051,
         started_by: "htsprep".into(),
