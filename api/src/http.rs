@@ -2,7 +2,7 @@
 //! catalog, health and metrics. Errors become responses in one place (`error.rs`).
 
 mod admin;
-mod data;
+pub(crate) mod data;
 pub mod error;
 mod files;
 pub mod jobs;
@@ -62,6 +62,16 @@ pub fn router(state: AppState) -> Cors<Router> {
         .route(
             "/files/{dcc}/{local_id}",
             get(files::get).delete(files::delete),
+        )
+        .route("/htsget/reads/service-info", get(crate::htsget::reads_info))
+        .route(
+            "/htsget/variants/service-info",
+            get(crate::htsget::variants_info),
+        )
+        .route("/htsget/reads/{dcc}/{local_id}", get(crate::htsget::reads))
+        .route(
+            "/htsget/variants/{dcc}/{local_id}",
+            get(crate::htsget::variants),
         )
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))

@@ -7,6 +7,7 @@ mod coalesce;
 pub mod config;
 pub mod executor;
 pub mod fleet;
+pub mod htsget;
 pub mod http;
 mod listen;
 pub mod reconciler;

@@ -26,7 +26,7 @@ use crate::executor::{Ensured, ExecError};
 use crate::upstream::UpstreamOpener;
 
 /// Where a file's bytes come from.
-enum Target {
+pub(crate) enum Target {
     /// Prepared artifacts in the artifact store.
     Artifacts {
         data: ArtifactKey,
@@ -36,7 +36,7 @@ enum Target {
     Upstream { index: Option<AccessUrl> },
 }
 
-fn target(file: &FileRecord) -> Result<Target, ApiError> {
+pub(crate) fn target(file: &FileRecord) -> Result<Target, ApiError> {
     let processor = file.format.processor();
     if processor == Processor::Passthrough {
         return Ok(Target::Upstream { index: None });
@@ -97,7 +97,11 @@ fn parse_query(q: &HashMap<String, String>, max_wait: Duration) -> Result<DataQu
     Ok(DataQuery { wait, raw })
 }
 
-async fn lookup(state: &AppState, dcc: &str, local_id: &str) -> Result<FileRecord, ApiError> {
+pub(crate) async fn lookup(
+    state: &AppState,
+    dcc: &str,
+    local_id: &str,
+) -> Result<FileRecord, ApiError> {
     let dcc = Ident::parse(dcc).map_err(|e| ApiError::BadRequest(format!("dcc: {e}")))?;
     let local_id =
         Ident::parse(local_id).map_err(|e| ApiError::BadRequest(format!("local_id: {e}")))?;
@@ -204,7 +208,7 @@ async fn handle(
 
 /// How fresh a readiness probe must be.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Probe {
+pub(crate) enum Probe {
     /// One already in flight for the file will do: concurrent requests share it (a storm of
     /// GETs for a file nobody prepared yet asks the store once, not once per request).
     Shared,
@@ -213,7 +217,11 @@ enum Probe {
     New,
 }
 
-async fn is_ready(state: &AppState, index: &ArtifactKey, probe: Probe) -> Result<bool, ApiError> {
+pub(crate) async fn is_ready(
+    state: &AppState,
+    index: &ArtifactKey,
+    probe: Probe,
+) -> Result<bool, ApiError> {
     if state.ready.read().expect("ready lock").contains(index) {
         return Ok(true);
     }
@@ -291,7 +299,7 @@ fn count(state: &AppState, resp: &Result<Response, ApiError>) {
     };
 }
 
-fn accepted(job: JobView) -> Response {
+pub(crate) fn accepted(job: JobView) -> Response {
     let location = job.location.clone();
     let body = serde_json::json!({
         "job_id": job.job_id,
@@ -309,7 +317,7 @@ fn accepted(job: JobView) -> Response {
     resp
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Serves a file that was not ready when the request came: prepared meanwhile, or its job.
 async fn cold(
     state: &AppState,
     method: &Method,
@@ -319,11 +327,33 @@ async fn cold(
     index: &ArtifactKey,
     wait: Option<Duration>,
 ) -> Result<Response, ApiError> {
+    match prepare(state, file, index, wait).await? {
+        Prepared::Ready => serve_artifact(state, method, headers, key).await,
+        Prepared::Pending(job) => Ok(accepted(*job)),
+    }
+}
+
+/// A file's preparation, once asked for.
+pub(crate) enum Prepared {
+    /// Its artifacts are published.
+    Ready,
+    /// Its job is still on the way (or waiting was not asked for): answer `202` with it.
+    Pending(Box<JobView>),
+}
+
+/// Makes sure `file` is being prepared (one job per workflow) and waits up to `wait` for it:
+/// the cold path of every endpoint that serves prepared artifacts.
+pub(crate) async fn prepare(
+    state: &AppState,
+    file: &FileRecord,
+    index: &ArtifactKey,
+    wait: Option<Duration>,
+) -> Result<Prepared, ApiError> {
     state.metrics.cold_requests.fetch_add(1, Ordering::Relaxed);
     let ensured = state.executor.ensure(file).await.map_err(exec_error)?;
     let claim = match ensured {
-        // Prepared since this request looked: serve it.
-        Ensured::Ready => return serve_artifact(state, method, headers, key).await,
+        // Prepared since this request looked.
+        Ensured::Ready => return Ok(Prepared::Ready),
         Ensured::Job(claim) => claim,
     };
     if claim.outcome == ClaimOutcome::Failed {
@@ -331,7 +361,7 @@ async fn cold(
     }
     let mut job_id = claim.job.job_id.clone();
     let Some(wait) = wait else {
-        return Ok(accepted(claim.job.into()));
+        return Ok(Prepared::Pending(Box::new(claim.job.into())));
     };
     let deadline = tokio::time::Instant::now() + wait;
     loop {
@@ -339,7 +369,7 @@ async fn cold(
         if state.executor.is_stale(&job) {
             // Its owner is gone (a replica died while driving it): take it over and wait on.
             match state.executor.ensure(file).await.map_err(exec_error)? {
-                Ensured::Ready => return serve_artifact(state, method, headers, key).await,
+                Ensured::Ready => return Ok(Prepared::Ready),
                 Ensured::Job(claim) => {
                     job = claim.job;
                     job_id = job.job_id.clone();
@@ -349,7 +379,7 @@ async fn cold(
         match job.status {
             JobStatus::Completed => {
                 if is_ready(state, index, Probe::New).await? {
-                    return serve_artifact(state, method, headers, key).await;
+                    return Ok(Prepared::Ready);
                 }
                 return Err(ApiError::Internal(Cause::msg(format!(
                     "job {job_id} completed but its index is missing"
@@ -360,7 +390,7 @@ async fn cold(
         }
         // Shutting down: answer now (the job carries on; the client polls its Location).
         if tokio::time::Instant::now() >= deadline || state.executor.is_draining() {
-            return Ok(accepted(job.into()));
+            return Ok(Prepared::Pending(Box::new(job.into())));
         }
         state.executor.changed(&job_id, deadline).await;
     }
