@@ -40,6 +40,11 @@ pub struct Config {
     /// the workers it starts: `HTSPREP_FILE_ROOTS`, `HTSPREP_ALLOW_PRIVATE_SOURCES`,
     /// `HTSPREP_SOURCE_*_TIMEOUT_SECONDS`.
     pub sources: SourcePolicy,
+    /// `HTSPREP_S3_REDIRECT` (default false) and `HTSPREP_S3_REDIRECT_SECONDS` (default 300):
+    /// with artifacts in S3, `/data` and `/index` answer a ready artifact with `307` to a
+    /// presigned GetObject URL valid this long, and htsget tickets name such URLs: the bytes go
+    /// from S3 to the client, not through the API.
+    pub s3_redirect: Option<Duration>,
 }
 
 /// How jobs are claimed, retried and bounded.
@@ -259,6 +264,23 @@ impl Config {
         }
         let catalog_cache = env.seconds("HTSPREP_CATALOG_CACHE_SECONDS", secs(5));
         let sources = SourcePolicy::read(&mut env);
+        let redirect_for = env.seconds("HTSPREP_S3_REDIRECT_SECONDS", secs(300));
+        // SigV4 presigned URLs last at most 7 days.
+        if redirect_for.is_zero() || redirect_for > secs(7 * 86_400) {
+            env.error(
+                "HTSPREP_S3_REDIRECT_SECONDS",
+                "must be from 1 to 604800 (7 days, the longest a presigned URL lasts)",
+            );
+        }
+        let s3_redirect = env
+            .flag("HTSPREP_S3_REDIRECT", false)
+            .then_some(redirect_for);
+        if s3_redirect.is_some() && storage.s3.is_none() {
+            env.error(
+                "HTSPREP_S3_REDIRECT",
+                "needs artifacts in S3 (WORKFLOW_S3_BUCKET): only S3 hands out presigned URLs",
+            );
+        }
         env.finish()?;
         Ok(Self {
             listen,
@@ -269,6 +291,7 @@ impl Config {
             fleet,
             catalog_cache,
             sources,
+            s3_redirect,
         })
     }
 }
@@ -404,6 +427,31 @@ mod tests {
         let err = Config::from_vars(&vars(&[("ECS_WORKER_SUBNETS", "subnet-a")])).unwrap_err();
         assert_eq!(err.0[0].var, "ECS_CLUSTER");
         assert!(err.to_string().contains("ECS_WORKER_SUBNETS"));
+    }
+
+    #[test]
+    fn redirects_to_s3_need_artifacts_in_s3_and_a_presignable_lifetime() {
+        let c = Config::from_vars(&vars(&[
+            ("WORKFLOW_S3_BUCKET", "artifacts"),
+            ("HTSPREP_S3_REDIRECT", "true"),
+            ("HTSPREP_S3_REDIRECT_SECONDS", "60"),
+        ]))
+        .unwrap();
+        assert_eq!(c.s3_redirect, Some(Duration::from_secs(60)));
+        let default = Config::from_vars(&vars(&[("WORKFLOW_S3_BUCKET", "artifacts")])).unwrap();
+        assert_eq!(default.s3_redirect, None);
+        let err = Config::from_vars(&vars(&[
+            ("HTSPREP_S3_REDIRECT", "true"),
+            ("HTSPREP_S3_REDIRECT_SECONDS", "604801"),
+        ]))
+        .unwrap_err();
+        let named: Vec<_> = err.0.iter().map(|e| e.var).collect();
+        assert_eq!(
+            named,
+            ["HTSPREP_S3_REDIRECT_SECONDS", "HTSPREP_S3_REDIRECT"],
+            "{err}"
+        );
+        assert!(err.to_string().contains("WORKFLOW_S3_BUCKET"), "{err}");
     }
 
     #[test]

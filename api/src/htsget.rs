@@ -25,7 +25,9 @@ pub use error::{HtsgetError, Kind};
 pub use query::Endpoint;
 
 use crate::http::AppState;
-use crate::http::data::{Prepared, Probe, Target, accepted, is_ready, lookup, prepare, target};
+use crate::http::data::{
+    Prepared, Probe, Target, accepted, is_ready, lookup, prepare, presigned, target,
+};
 use crate::http::error::ApiError;
 use crate::http::serve::{ArtifactOpener, Opener};
 use crate::upstream::UpstreamOpener;
@@ -130,7 +132,6 @@ async fn answer(
             ),
         ));
     }
-    let url = data_url(headers, &file)?;
     let target = target(&file)?;
     let upstream = |url| -> Box<dyn Opener + '_> {
         Box::new(UpstreamOpener {
@@ -162,6 +163,16 @@ async fn answer(
         }
     };
     let layout = Layout::load(endpoint, data.as_ref(), index.as_ref()).await?;
+    // The parts' URL: the artifact in S3 itself when redirects are on, else this server's
+    // `/data/...`.
+    let url = match &target {
+        Target::Artifacts { data, .. } => presigned(state, data).await?,
+        Target::Upstream { .. } => None,
+    };
+    let url = match url {
+        Some(url) => url,
+        None => data_url(headers, &file)?,
+    };
     let parts = ticket::plan(&layout, &query.select, data.as_ref()).await?;
     let urls: Vec<serde_json::Value> = parts
         .into_iter()

@@ -83,6 +83,17 @@ pub trait ArtifactStore: Send + Sync + std::fmt::Debug {
     /// Removes the object; removing a missing object succeeds.
     async fn delete(&self, key: &ArtifactKey) -> Result<(), ArtifactError>;
 
+    /// A URL anyone holding it may read the object from (with `Range`), for `expires`: the
+    /// object's bytes then go from the store to the client without passing through the API.
+    /// `None` when the backend cannot hand out such URLs (a local directory).
+    async fn presign_get(
+        &self,
+        _key: &ArtifactKey,
+        _expires: std::time::Duration,
+    ) -> Result<Option<String>, ArtifactError> {
+        Ok(None)
+    }
+
     async fn exists(&self, key: &ArtifactKey) -> Result<bool, ArtifactError> {
         match self.head(key).await {
             Ok(_) => Ok(true),

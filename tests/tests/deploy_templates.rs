@@ -168,6 +168,15 @@ fn the_api_environment_selects_the_ecs_fleet_and_workers_accept_theirs() {
         "the worker task definition has a health check"
     );
     let template = std::fs::read_to_string(template()).unwrap();
+    // Redirects to S3 are a switch (off by default); the bucket lets browsers follow them.
+    assert_eq!(api.s3_redirect, None);
+    for rule in [
+        "AllowedMethods: [GET, HEAD]",
+        "AllowedHeaders: [Range",
+        "ExposedHeaders: [Content-Range, Content-Length, ETag, Accept-Ranges",
+    ] {
+        assert!(template.contains(rule), "the bucket's CORS rule has {rule}");
+    }
     // By default, the Fargate launch type; the cluster offers Spot for the strategy parameter.
     assert!(ecs.capacity_provider_strategy.is_empty());
     assert!(template.contains("CapacityProviders: [FARGATE, FARGATE_SPOT]"));

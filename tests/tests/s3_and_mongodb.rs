@@ -4,6 +4,7 @@
 use htsprep_shared::aws::testing::TestAws;
 use htsprep_shared::mongo::testing::TestMongo;
 use htsprep_tests::api::ApiProcess;
+use htsprep_tests::gmod::{check_bam, check_tabix};
 use htsprep_tests::testdata_manifest;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -91,4 +92,152 @@ async fn the_cold_path_with_artifacts_in_s3_and_jobs_in_mongodb() {
         !api.data_dir().join("artifacts/objects").exists(),
         "nothing was written locally"
     );
+}
+
+/// `HTSPREP_S3_REDIRECT`: ready artifacts are answered with a redirect to a presigned S3 URL.
+/// The GMOD readers (following the redirect with their `Range`) and samtools (through an
+/// htsget ticket naming presigned URLs) find the same records as htslib, and the API sends none
+/// of the artifacts' bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_redirects_readers_get_artifact_bytes_from_s3_not_from_the_api() {
+    let aws = TestAws::start().await;
+    let s3 = aws.s3_client();
+    let bucket = aws.fresh_bucket(&s3).await;
+    let api = ApiProcess::start(&[
+        ("WORKFLOW_S3_BUCKET", &bucket),
+        ("WORKFLOW_S3_PREFIX", "htsprep"),
+        ("AWS_ENDPOINT_URL", &aws.endpoint),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("HTSPREP_S3_REDIRECT", "true"),
+        ("HTSPREP_S3_REDIRECT_SECONDS", "120"),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    api.register(&testdata_manifest("testdata", &dir.path().join("m.jsonl")))
+        .await;
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for id in ["gstt1_sample.bam", "htslib_index.vcf", "ctcf_trackline.bed"] {
+        // Prepared while the request waits, then redirected like every later read.
+        let resp = no_redirects
+            .get(api.url(&format!("/data/testdata/{id}?wait=120")))
+            .header("Range", "bytes=0-99")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 307, "{id}");
+        assert_eq!(resp.headers()["cache-control"], "no-store");
+        let location = resp.headers()["location"].to_str().unwrap().to_owned();
+        assert!(
+            location.starts_with(&aws.endpoint) && location.contains("X-Amz-Signature="),
+            "{id}: {location}"
+        );
+        let part = reqwest::Client::new()
+            .get(&location)
+            .header("Range", "bytes=0-99")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(part.status(), 206, "{id}");
+        assert_eq!(part.bytes().await.unwrap().len(), 100);
+    }
+    assert_eq!(api.metric("htsprep_served_bytes_total").await, 0);
+
+    check_bam(
+        &api,
+        "gstt1_sample.bam",
+        &[("chr22", 24_376_180, 24_376_300), ("chr22", 0, 50_000_000)],
+    )
+    .await;
+    check_tabix(&api, "htslib_index.vcf", &[("1", 10_000_000, 10_000_500)]).await;
+    check_tabix(&api, "ctcf_trackline.bed", &[("chr2L", 0, 1_000_000)]).await;
+
+    // htsget: the ticket names the artifact in S3; samtools reads the region from there.
+    let ticket: serde_json::Value = api
+        .http
+        .get(api.url(
+            "/htsget/reads/testdata/gstt1_sample.bam?referenceName=chr22&start=24376180&end=24376300",
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ranged: Vec<&str> = ticket["htsget"]["urls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["headers"]["Range"].is_string())
+        .map(|u| u["url"].as_str().unwrap())
+        .collect();
+    assert!(!ranged.is_empty(), "{ticket}");
+    assert!(
+        ranged.iter().all(|u| u.starts_with(&aws.endpoint)),
+        "{ticket}"
+    );
+    let bam = dir.path().join("local.bam");
+    for (path, to) in [
+        ("/data/testdata/gstt1_sample.bam", bam.clone()),
+        (
+            "/index/testdata/gstt1_sample.bam",
+            dir.path().join("local.bam.bai"),
+        ),
+    ] {
+        let bytes = api
+            .http
+            .get(api.url(path))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        std::fs::write(to, bytes).unwrap();
+    }
+    let samtools = |args: &[&std::ffi::OsStr]| {
+        let out = std::process::Command::new("samtools")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let url = api.url(
+        "/htsget/reads/testdata/gstt1_sample.bam?referenceName=chr22&start=24376180&end=24376300",
+    );
+    let got = dir.path().join("got.bam");
+    samtools(&[
+        "view".as_ref(),
+        "-b".as_ref(),
+        "-o".as_ref(),
+        got.as_os_str(),
+        url.as_ref(),
+    ]);
+    samtools(&["index".as_ref(), got.as_os_str()]);
+    let region = |p: &std::path::Path| {
+        samtools(&[
+            "view".as_ref(),
+            p.as_os_str(),
+            "chr22:24376181-24376300".as_ref(),
+        ])
+    };
+    let want = region(&bam);
+    assert!(!want.is_empty());
+    assert_eq!(
+        region(&got),
+        want,
+        "samtools through the ticket finds the region's reads"
+    );
+
+    // Every artifact byte came from S3.
+    assert_eq!(api.metric("htsprep_served_bytes_total").await, 0);
+    assert!(api.metric("htsprep_s3_redirects_total").await >= 10);
 }

@@ -188,6 +188,9 @@ async fn handle(
                 ArtifactKind::Index => &index,
             };
             if is_ready(state, &index, Probe::Shared).await? {
+                if let Some(resp) = redirect(state, key).await? {
+                    return Ok(resp);
+                }
                 match serve_artifact(state, method, headers, key).await {
                     Err(ApiError::NotFound(_)) => {
                         // Deleted behind our back: forget it and prepare it again.
@@ -245,6 +248,34 @@ pub(crate) async fn is_ready(
     Ok(exists)
 }
 
+/// With `HTSPREP_S3_REDIRECT`, a ready artifact's answer: `307` to a presigned URL of the
+/// object, which the client's `Range` follows (the method and headers carry over a 307).
+async fn redirect(state: &AppState, key: &ArtifactKey) -> Result<Option<Response>, ApiError> {
+    let Some(url) = presigned(state, key).await? else {
+        return Ok(None);
+    };
+    let location = HeaderValue::from_str(&url)
+        .map_err(|e| ApiError::Internal(Cause::msg(format!("a presigned URL: {e}"))))?;
+    state.metrics.redirects.fetch_add(1, Ordering::Relaxed);
+    let mut resp = StatusCode::TEMPORARY_REDIRECT.into_response();
+    let h = resp.headers_mut();
+    h.insert(header::LOCATION, location);
+    // The URL expires: nothing may keep the redirect.
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(Some(resp))
+}
+
+/// A presigned URL of the artifact when redirects are on and the store hands them out.
+pub(crate) async fn presigned(
+    state: &AppState,
+    key: &ArtifactKey,
+) -> Result<Option<String>, ApiError> {
+    match state.redirect {
+        Some(lasts) => Ok(state.artifacts.presign_get(key, lasts).await?),
+        None => Ok(None),
+    }
+}
+
 async fn serve_artifact(
     state: &AppState,
     method: &Method,
@@ -256,7 +287,7 @@ async fn serve_artifact(
         key,
     };
     let resp = serve(method, headers, "application/octet-stream", &opener).await;
-    count(state, &resp);
+    count(state, method, &resp);
     resp
 }
 
@@ -281,12 +312,21 @@ async fn serve_upstream(
         &opener,
     )
     .await;
-    count(state, &resp);
+    count(state, method, &resp);
     resp
 }
 
-fn count(state: &AppState, resp: &Result<Response, ApiError>) {
+fn count(state: &AppState, method: &Method, resp: &Result<Response, ApiError>) {
     let m = &state.metrics;
+    if let Ok(r) = resp
+        && *method == Method::GET
+        && let Some(len) = r
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+    {
+        m.served_bytes.fetch_add(len, Ordering::Relaxed);
+    }
     match resp {
         Ok(r) if r.status() == StatusCode::PARTIAL_CONTENT => {
             m.served_partial.fetch_add(1, Ordering::Relaxed)
@@ -328,7 +368,10 @@ async fn cold(
     wait: Option<Duration>,
 ) -> Result<Response, ApiError> {
     match prepare(state, file, index, wait).await? {
-        Prepared::Ready => serve_artifact(state, method, headers, key).await,
+        Prepared::Ready => match redirect(state, key).await? {
+            Some(resp) => Ok(resp),
+            None => serve_artifact(state, method, headers, key).await,
+        },
         Prepared::Pending(job) => Ok(accepted(*job)),
     }
 }

@@ -56,6 +56,16 @@ pub(crate) async fn metrics(State(state): State<AppState>, _: Admin) -> Result<R
             m.served_partial.load(Ordering::Relaxed),
         ),
         (
+            "htsprep_served_bytes_total",
+            "counter",
+            m.served_bytes.load(Ordering::Relaxed),
+        ),
+        (
+            "htsprep_s3_redirects_total",
+            "counter",
+            m.redirects.load(Ordering::Relaxed),
+        ),
+        (
             "htsprep_range_not_satisfiable_total",
             "counter",
             m.not_satisfiable.load(Ordering::Relaxed),

@@ -47,6 +47,9 @@ pub struct Shared {
     /// Readiness probes in flight, by index key: concurrent requests share one.
     pub probes: Coalesce<Result<bool, ApiError>>,
     pub metrics: Arc<Metrics>,
+    /// `HTSPREP_S3_REDIRECT`: how long the presigned URLs ready artifacts are redirected to
+    /// last; `None`: the API serves the bytes itself.
+    pub redirect: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Default)]
@@ -55,4 +58,8 @@ pub struct Metrics {
     pub served_partial: AtomicU64,
     pub cold_requests: AtomicU64,
     pub not_satisfiable: AtomicU64,
+    /// Body bytes of the 200 and 206 answers to GETs (artifacts and upstream sources).
+    pub served_bytes: AtomicU64,
+    /// Ready artifacts answered with a redirect to a presigned URL.
+    pub redirects: AtomicU64,
 }

@@ -22,6 +22,7 @@ macro_rules! artifact_store_conformance {
             traversal_keys_are_refused,
             delete_is_idempotent,
             the_longest_identifiers_work,
+            presigned_urls_read_the_object_by_range,
         );
     };
     (@cases $make:path; $($case:ident),+ $(,)?) => {
@@ -332,4 +333,44 @@ pub async fn the_longest_identifiers_work(store: Arc<dyn ArtifactStore>) {
     store.delete(&a).await.unwrap();
     assert!(!store.exists(&a).await.unwrap());
     assert!(store.exists(&b).await.unwrap());
+}
+
+/// A presigned URL, where the backend hands them out, reads the object's bytes by range without
+/// the store's credentials; a backend that cannot says so (`None`) for every key.
+pub async fn presigned_urls_read_the_object_by_range(store: Arc<dyn ArtifactStore>) {
+    let k = key("dcc/presigned/data/samtools-bam/0123456789abcdef0123456789abcdef-v1");
+    let bytes = pattern(300_000, 7);
+    put_bytes(store.as_ref(), &k, &bytes).await;
+    let Some(url) = store
+        .presign_get(&k, std::time::Duration::from_secs(60))
+        .await
+        .unwrap()
+    else {
+        let missing = key("dcc/none/data/samtools-bam/0123456789abcdef0123456789abcdef-v1");
+        assert_eq!(
+            store
+                .presign_get(&missing, std::time::Duration::from_secs(60))
+                .await
+                .unwrap(),
+            None
+        );
+        return;
+    };
+    let host = url::Url::parse(&url).unwrap();
+    assert!(
+        host.host_str().is_some_and(|h| h
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())),
+        "tests read presigned URLs on loopback only: {url}"
+    );
+    let resp = reqwest::Client::new()
+        .get(&url)
+        .header("Range", "bytes=1000-70999")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 206, "{url}");
+    assert_eq!(resp.bytes().await.unwrap().as_ref(), &bytes[1000..71_000]);
+    let whole = reqwest::get(&url).await.unwrap().bytes().await.unwrap();
+    assert_eq!(whole.as_ref(), &bytes[..]);
 }

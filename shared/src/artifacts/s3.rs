@@ -224,6 +224,24 @@ impl ArtifactStore for S3ArtifactStore {
         })
     }
 
+    async fn presign_get(
+        &self,
+        key: &ArtifactKey,
+        expires: Duration,
+    ) -> Result<Option<String>, ArtifactError> {
+        let config = aws_sdk_s3::presigning::PresigningConfig::expires_in(expires)
+            .map_err(|e| unavailable("presign a read", e))?;
+        let presigned = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(self.object(key))
+            .presigned(config)
+            .await
+            .map_err(|e| unavailable("presign a read", e))?;
+        Ok(Some(presigned.uri().to_owned()))
+    }
+
     async fn get(
         &self,
         key: &ArtifactKey,
