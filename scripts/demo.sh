@@ -66,6 +66,14 @@ echo "  GET /data/testdata/pybigwig_test.bw  Range: bytes=-100  (bigWig is serve
 curl -s -o /dev/null -D - -H 'Range: bytes=-100' "$base/data/testdata/pybigwig_test.bw" \
   | grep -iE '^(HTTP|content-range)' | sed 's/^/    /'
 
+echo "== htsget: samtools and bcftools read a region through a ticket"
+url="$base/htsget/reads/testdata/phix_unsorted.sam?referenceName=phix&start=3600&end=3800"
+echo "  samtools view -c '$url'"
+echo "    $(samtools view -c "$url") reads in the ticket's blocks"
+url="$base/htsget/variants/testdata/htslib_index.vcf?referenceName=1"
+echo "  bcftools view -H '$url'"
+echo "    $(bcftools view -H "$url" | wc -l) records"
+
 if [ "${DEMO_EXIT:-0}" = 1 ]; then
   echo "== done"
   exit 0
@@ -74,4 +82,5 @@ echo
 echo "htsprep is serving on $base (Ctrl-C to stop). Try:"
 echo "  curl -H 'Range: bytes=0-99' $base/data/testdata/vega_x.gff3 | bgzip -d | head"
 echo "  curl $base/files?dcc=testdata"
+echo "  samtools view '$base/htsget/reads/testdata/gstt1_sample.bam?referenceName=chr22&start=24376180&end=24376300'"
 wait "$api_pid"
