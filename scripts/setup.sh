@@ -3,8 +3,8 @@
 # the genomics tools its pipelines run (samtools, tabix/bgzip, bcftools, gffread), protoc for
 # the gRPC code generation, and bigbedtobed (crate bigtools) for bigBed sources.
 # `scripts/setup.sh --for-tests` also installs what only the tests use: node and the GMOD
-# readers, the MongoDB-wire test server and the AWS emulator, and iproute2/util-linux for the
-# tests' private network namespace.
+# readers, Chromium with igv.js and playwright-core, the MongoDB-wire test server and the AWS
+# emulator, and iproute2/util-linux for the tests' private network namespace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,7 +13,7 @@ tools="samtools:samtools tabix:tabix bgzip:tabix bcftools:bcftools gffread:gffre
 for_tests=0
 if [ "${1:-}" = "--for-tests" ]; then
   for_tests=1
-  tools="$tools xz:xz-utils node:nodejs npm:npm ip:iproute2 unshare:util-linux"
+  tools="$tools xz:xz-utils node:nodejs npm:npm ip:iproute2 unshare:util-linux chromium:chromium python3:python3"
 fi
 for pair in $tools; do
   cmd=${pair%%:*} pkg=${pair#*:}
@@ -38,6 +38,12 @@ fi
 if [ ! -d tests/gmod/node_modules/@gmod/bam ]; then
   echo "setup: installing the GMOD readers (npm ci in tests/gmod)" >&2
   (cd tests/gmod && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+# igv.js and playwright-core, for the test that loads htsget tracks in headless Chromium.
+if [ ! -d tests/igv/node_modules/igv ]; then
+  echo "setup: installing igv.js and playwright-core (npm ci in tests/igv)" >&2
+  (cd tests/igv && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
 # The test servers: a MongoDB-wire server (mongoeco, Python 3.13 venv) and the AWS emulator

@@ -339,3 +339,162 @@ async fn bad_requests_get_the_spec_errors_and_service_info_describes_each_endpoi
         assert_eq!(info["htsget"]["formats"], serde_json::json!([format]));
     }
 }
+
+/// The test page's server (`tests/igv/serve.py`) on another loopback address than the API's:
+/// another origin.
+struct PageServer {
+    child: std::process::Child,
+    base: String,
+}
+
+impl PageServer {
+    fn start(dir: &Path) -> Self {
+        let script = htsprep_tests::repo_root().join("tests/igv/serve.py");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .arg("127.0.0.2")
+            .arg(dir)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 tests/igv/serve.py");
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        let port = line
+            .trim()
+            .strip_prefix("port ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+        Self {
+            child,
+            base: format!("http://127.0.0.2:{port}"),
+        }
+    }
+}
+
+impl Drop for PageServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A reference for igv.js: every contig one line of N, long enough for the loci the test shows.
+fn reference(site: &Path, contigs: &[(&str, usize)]) {
+    let (mut fasta, mut fai) = (Vec::new(), String::new());
+    for (name, len) in contigs {
+        fasta.extend_from_slice(format!(">{name}\n").as_bytes());
+        fai.push_str(&format!(
+            "{name}\t{len}\t{}\t{len}\t{}\n",
+            fasta.len(),
+            len + 1
+        ));
+        fasta.resize(fasta.len() + len, b'N');
+        fasta.push(b'\n');
+    }
+    std::fs::write(site.join("ref.fa"), fasta).unwrap();
+    std::fs::write(site.join("ref.fa.fai"), fai).unwrap();
+}
+
+/// igv.js in headless Chromium, on a page from another origin, loads a BAM and a VCF track
+/// through the htsget endpoints and finds the reads and variants samtools and bcftools find.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn igv_js_loads_reads_and_variants_through_htsget_from_another_origin() {
+    let api = ApiProcess::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    api.register(&testdata_manifest("testdata", &d.join("m.jsonl")))
+        .await;
+    let igv = htsprep_tests::repo_root().join("tests/igv");
+    let site = d.join("site");
+    std::fs::create_dir(&site).unwrap();
+    std::fs::copy(igv.join("page.html"), site.join("page.html")).unwrap();
+    std::fs::copy(
+        igv.join("node_modules/igv/dist/igv.min.js"),
+        site.join("igv.min.js"),
+    )
+    .unwrap();
+    reference(&site, &[("chr22", 24_400_000), ("1", 10_100_000)]);
+    let pages = PageServer::start(&site);
+
+    let (chr, start, end) = ("chr22", 24_376_180, 24_376_300);
+    let (vchr, vstart, vend) = ("1", 10_000_000, 10_000_500);
+    let page = format!(
+        "{}/page.html?api={}&bam=testdata/gstt1_sample.bam&vcf=testdata/htslib_index.vcf\
+         &chr={chr}&start={start}&end={end}&vchr={vchr}&vstart={vstart}&vend={vend}",
+        pages.base, api.base
+    );
+    let out = Command::new("node")
+        .arg(igv.join("load.mjs"))
+        .arg(&page)
+        .current_dir(&igv)
+        .output()
+        .expect("node (scripts/setup.sh installs it, playwright-core and igv)");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "load.mjs: {log}");
+    let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(got["error"].is_null(), "igv.js: {}\n{log}", got["error"]);
+
+    // What htslib finds in the same files (fetched whole after igv.js prepared them cold).
+    let bam = d.join("local.bam");
+    download(&api, "/data/testdata/gstt1_sample.bam", &bam).await;
+    download(
+        &api,
+        "/index/testdata/gstt1_sample.bam",
+        &d.join("local.bam.bai"),
+    )
+    .await;
+    let region = format!("{chr}:{}-{end}", start + 1);
+    let mut want: Vec<(String, u64)> =
+        run(Command::new("samtools").arg("view").arg(&bam).arg(&region))
+            .lines()
+            .map(|l| {
+                let f: Vec<&str> = l.split('\t').collect();
+                (f[0].to_owned(), f[3].parse::<u64>().unwrap() - 1)
+            })
+            .collect();
+    let mut have: Vec<(String, u64)> = got["reads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r[0].as_str().unwrap().to_owned(), r[1].as_u64().unwrap()))
+        .filter(|(_, pos)| *pos < end)
+        .collect();
+    want.sort();
+    have.sort();
+    assert!(!want.is_empty());
+    assert_eq!(have, want, "igv.js reads vs samtools view {region}");
+
+    let vcf = d.join("local.vcf.gz");
+    download(&api, "/data/testdata/htslib_index.vcf", &vcf).await;
+    download(
+        &api,
+        "/index/testdata/htslib_index.vcf",
+        &d.join("local.vcf.gz.tbi"),
+    )
+    .await;
+    let vregion = format!("{vchr}:{}-{vend}", vstart + 1);
+    let want: Vec<serde_json::Value> = run(Command::new("bcftools")
+        .args(["view", "-H"])
+        .arg(&vcf)
+        .arg(&vregion))
+    .lines()
+    .map(|l| {
+        let f: Vec<&str> = l.split('\t').collect();
+        serde_json::json!([f[0], f[1].parse::<u64>().unwrap()])
+    })
+    .collect();
+    assert!(!want.is_empty());
+    // igv.js hands back what it loaded around the region; its single-base records are in the
+    // region when their position is.
+    let have: Vec<serde_json::Value> = got["variants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| (vstart + 1..=vend).contains(&v[1].as_u64().unwrap()))
+        .cloned()
+        .collect();
+    assert_eq!(have, want, "igv.js variants vs bcftools {vregion}");
+}
