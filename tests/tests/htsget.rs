@@ -498,3 +498,31 @@ async fn igv_js_loads_reads_and_variants_through_htsget_from_another_origin() {
         .collect();
     assert_eq!(have, want, "igv.js variants vs bcftools {vregion}");
 }
+
+/// A ticket for a file that takes longer to prepare than `HTSPREP_MAX_WAIT_SECONDS` is the
+/// file's job (`202` with its `Location`); once the job is done, the ticket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cold_ticket_request_that_outlasts_the_wait_limit_gets_the_job() {
+    let api = ApiProcess::start(&[("HTSPREP_MAX_WAIT_SECONDS", "0")]);
+    let dir = tempfile::tempdir().unwrap();
+    api.register(&testdata_manifest("testdata", &dir.path().join("m.jsonl")))
+        .await;
+    let path = "/htsget/variants/testdata/htslib_index.vcf?referenceName=1";
+    let resp = api.http.get(api.url(path)).send().await.unwrap();
+    assert_eq!(resp.status(), 202);
+    let location = resp.headers()["location"].to_str().unwrap().to_owned();
+    let job: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(
+        location,
+        format!("/jobs/{}", job["job_id"].as_str().unwrap())
+    );
+    let done = api
+        .wait_job(
+            job["job_id"].as_str().unwrap(),
+            std::time::Duration::from_secs(120),
+        )
+        .await;
+    assert_eq!(done["status"], "completed", "{done}");
+    let t = ticket(&api, path).await;
+    assert_eq!(t["htsget"]["format"], "VCF");
+}
