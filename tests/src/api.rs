@@ -63,6 +63,13 @@ impl ApiProcess {
         format!("{}{path}", self.base)
     }
 
+    /// Writes what a GET of `path` answers (after any redirect) to `to`; panics unless it is 200.
+    pub async fn download(&self, path: &str, to: &Path) {
+        let resp = self.http.get(self.url(path)).send().await.expect("GET");
+        assert_eq!(resp.status(), 200, "{path}");
+        std::fs::write(to, resp.bytes().await.expect("body")).expect("write");
+    }
+
     /// Registers files from a JSON Lines manifest through the admin endpoint.
     pub async fn register(&self, manifest: &str) -> serde_json::Value {
         let resp = self

@@ -2,7 +2,6 @@
 //! `tests/gmod/`) reading through a running API, checked against htslib's own tools on the
 //! bytes the API serves.
 
-use std::path::Path;
 use std::process::Command;
 
 use crate::api::ApiProcess;
@@ -44,27 +43,13 @@ fn lines_of(cmd: &str, args: &[&dyn AsRef<std::ffi::OsStr>]) -> u64 {
     String::from_utf8_lossy(&out.stdout).lines().count() as u64
 }
 
-async fn download(api: &ApiProcess, path: &str, to: &Path) {
-    let bytes = api
-        .http
-        .get(api.url(path))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    std::fs::write(to, bytes).unwrap();
-}
-
 pub type Region = (&'static str, u64, u64);
 
 pub async fn check_bam(api: &ApiProcess, id: &str, regions: &[Region]) {
     let dir = tempfile::tempdir().unwrap();
     let bam = dir.path().join("a.bam");
-    download(api, &format!("/data/testdata/{id}"), &bam).await;
-    download(
-        api,
+    api.download(&format!("/data/testdata/{id}"), &bam).await;
+    api.download(
         &format!("/index/testdata/{id}"),
         &dir.path().join("a.bam.bai"),
     )
@@ -87,9 +72,8 @@ pub async fn check_bam(api: &ApiProcess, id: &str, regions: &[Region]) {
 pub async fn check_tabix(api: &ApiProcess, id: &str, regions: &[Region]) {
     let dir = tempfile::tempdir().unwrap();
     let gz = dir.path().join("a.gz");
-    download(api, &format!("/data/testdata/{id}"), &gz).await;
-    download(
-        api,
+    api.download(&format!("/data/testdata/{id}"), &gz).await;
+    api.download(
         &format!("/index/testdata/{id}"),
         &dir.path().join("a.gz.tbi"),
     )

@@ -76,6 +76,20 @@ pub fn testdata_manifest(dcc: &str, out: &Path) -> String {
     text
 }
 
+/// Runs a tool to completion and returns its standard output; panics with its standard error
+/// unless it succeeds.
+pub fn run(cmd: &mut Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{:?}: {e}", cmd.get_program()));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
 /// The md5 of some bytes, as `md5sum` computes it.
 pub fn md5_hex(bytes: &[u8]) -> String {
     let dir = tempfile::tempdir().expect("temp dir");

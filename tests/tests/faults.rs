@@ -14,22 +14,7 @@ use htsprep_tests::{http_row, md5_hex, testdata};
 const LONG: Duration = Duration::from_secs(180);
 
 fn sh(cmd: &str, args: &[&dyn AsRef<std::ffi::OsStr>]) -> String {
-    let out = std::process::Command::new(cmd)
-        .args(args.iter().map(|a| a.as_ref()))
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-async fn download(api: &ApiProcess, path: &str, to: &Path) {
-    let resp = api.http.get(api.url(path)).send().await.unwrap();
-    assert_eq!(resp.status(), 200, "{path}");
-    std::fs::write(to, resp.bytes().await.unwrap()).unwrap();
+    htsprep_tests::run(std::process::Command::new(cmd).args(args.iter().map(|a| a.as_ref())))
 }
 
 /// Reads a served artifact back with samtools or tabix and compares its records with the
@@ -37,16 +22,12 @@ async fn download(api: &ApiProcess, path: &str, to: &Path) {
 async fn check_served(api: &ApiProcess, id: &str, format: &str, source: &Path) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    download(api, &format!("/data/e2e/{id}"), &data).await;
+    api.download(&format!("/data/e2e/{id}"), &data).await;
     if format == "BAM" || format == "SAM" {
         let bam = dir.path().join("a.bam");
         std::fs::rename(&data, &bam).unwrap();
-        download(
-            api,
-            &format!("/index/e2e/{id}"),
-            &dir.path().join("a.bam.bai"),
-        )
-        .await;
+        api.download(&format!("/index/e2e/{id}"), &dir.path().join("a.bam.bai"))
+            .await;
         sh("samtools", &[&"quickcheck", &bam]);
         let served = sh("samtools", &[&"view", &"-c", &bam]);
         let want = sh("samtools", &[&"view", &"-c", &source]);
@@ -61,12 +42,8 @@ async fn check_served(api: &ApiProcess, id: &str, format: &str, source: &Path) {
     } else {
         let gz = dir.path().join("a.gz");
         std::fs::rename(&data, &gz).unwrap();
-        download(
-            api,
-            &format!("/index/e2e/{id}"),
-            &dir.path().join("a.gz.tbi"),
-        )
-        .await;
+        api.download(&format!("/index/e2e/{id}"), &dir.path().join("a.gz.tbi"))
+            .await;
         let contigs = sh("tabix", &[&"-l", &gz]);
         assert!(!contigs.trim().is_empty(), "{id}: tabix -l");
         let first = contigs.lines().next().unwrap();

@@ -6,17 +6,7 @@ use std::path::Path;
 use std::process::Command;
 
 use htsprep_tests::api::ApiProcess;
-use htsprep_tests::{md5_hex, testdata, testdata_manifest};
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().expect("run the tool");
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8 output")
-}
+use htsprep_tests::{md5_hex, run, testdata, testdata_manifest};
 
 /// A bigger BAM source: the phiX reads 40 times under new names, so a region spans many BGZF
 /// blocks.
@@ -37,12 +27,6 @@ fn phix_times_40(dir: &Path) -> String {
         out.len(),
         path.display()
     )
-}
-
-async fn download(api: &ApiProcess, path: &str, to: &Path) {
-    let resp = api.http.get(api.url(path)).send().await.unwrap();
-    assert_eq!(resp.status(), 200, "{path}");
-    std::fs::write(to, resp.bytes().await.unwrap()).unwrap();
 }
 
 async fn ticket(api: &ApiProcess, path: &str) -> serde_json::Value {
@@ -145,9 +129,9 @@ async fn samtools_and_bcftools_read_prepared_files_through_htsget() {
         ),
     ] {
         let local = d.join(format!("{id}.bam"));
-        download(&api, &format!("/data/testdata/{id}?wait=120"), &local).await;
-        download(
-            &api,
+        api.download(&format!("/data/testdata/{id}?wait=120"), &local)
+            .await;
+        api.download(
             &format!("/index/testdata/{id}"),
             &d.join(format!("{id}.bam.bai")),
         )
@@ -215,9 +199,9 @@ async fn samtools_and_bcftools_read_prepared_files_through_htsget() {
     // records start in, so the ticket carries that block's two halves inline.
     let vcf = "htslib_index.vcf";
     let local = d.join("local.vcf.gz");
-    download(&api, &format!("/data/testdata/{vcf}?wait=120"), &local).await;
-    download(
-        &api,
+    api.download(&format!("/data/testdata/{vcf}?wait=120"), &local)
+        .await;
+    api.download(
         &format!("/index/testdata/{vcf}"),
         &d.join("local.vcf.gz.tbi"),
     )
@@ -439,13 +423,9 @@ async fn igv_js_loads_reads_and_variants_through_htsget_from_another_origin() {
 
     // What htslib finds in the same files (fetched whole after igv.js prepared them cold).
     let bam = d.join("local.bam");
-    download(&api, "/data/testdata/gstt1_sample.bam", &bam).await;
-    download(
-        &api,
-        "/index/testdata/gstt1_sample.bam",
-        &d.join("local.bam.bai"),
-    )
-    .await;
+    api.download("/data/testdata/gstt1_sample.bam", &bam).await;
+    api.download("/index/testdata/gstt1_sample.bam", &d.join("local.bam.bai"))
+        .await;
     let region = format!("{chr}:{}-{end}", start + 1);
     let mut want: Vec<(String, u64)> =
         run(Command::new("samtools").arg("view").arg(&bam).arg(&region))
@@ -468,9 +448,8 @@ async fn igv_js_loads_reads_and_variants_through_htsget_from_another_origin() {
     assert_eq!(have, want, "igv.js reads vs samtools view {region}");
 
     let vcf = d.join("local.vcf.gz");
-    download(&api, "/data/testdata/htslib_index.vcf", &vcf).await;
-    download(
-        &api,
+    api.download("/data/testdata/htslib_index.vcf", &vcf).await;
+    api.download(
         "/index/testdata/htslib_index.vcf",
         &d.join("local.vcf.gz.tbi"),
     )

@@ -5,7 +5,21 @@ use htsprep_shared::aws::testing::TestAws;
 use htsprep_shared::mongo::testing::TestMongo;
 use htsprep_tests::api::ApiProcess;
 use htsprep_tests::gmod::{check_bam, check_tabix};
-use htsprep_tests::testdata_manifest;
+use htsprep_tests::{run, testdata_manifest};
+
+/// The API's environment for artifacts in `bucket` of the S3 emulator, and `extra`.
+fn in_s3<'a>(aws: &'a TestAws, bucket: &'a str, extra: &[(&'a str, &'a str)]) -> ApiProcess {
+    let mut env = vec![
+        ("WORKFLOW_S3_BUCKET", bucket),
+        ("WORKFLOW_S3_PREFIX", "htsprep"),
+        ("AWS_ENDPOINT_URL", aws.endpoint.as_str()),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+    ];
+    env.extend_from_slice(extra);
+    ApiProcess::start(&env)
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_cold_path_with_artifacts_in_s3_and_jobs_in_mongodb() {
@@ -14,16 +28,11 @@ async fn the_cold_path_with_artifacts_in_s3_and_jobs_in_mongodb() {
     let s3 = aws.s3_client();
     let bucket = aws.fresh_bucket(&s3).await;
     let database = format!("s3e2e_{}", std::process::id());
-    let api = ApiProcess::start(&[
-        ("MONGODB_URI", &mongo.uri),
-        ("MONGODB_DATABASE", &database),
-        ("WORKFLOW_S3_BUCKET", &bucket),
-        ("WORKFLOW_S3_PREFIX", "htsprep"),
-        ("AWS_ENDPOINT_URL", &aws.endpoint),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_ACCESS_KEY_ID", "test"),
-        ("AWS_SECRET_ACCESS_KEY", "test"),
-    ]);
+    let api = in_s3(
+        &aws,
+        &bucket,
+        &[("MONGODB_URI", &mongo.uri), ("MONGODB_DATABASE", &database)],
+    );
     let dir = tempfile::tempdir().unwrap();
     api.register(&testdata_manifest("testdata", &dir.path().join("m.jsonl")))
         .await;
@@ -103,16 +112,14 @@ async fn with_redirects_readers_get_artifact_bytes_from_s3_not_from_the_api() {
     let aws = TestAws::start().await;
     let s3 = aws.s3_client();
     let bucket = aws.fresh_bucket(&s3).await;
-    let api = ApiProcess::start(&[
-        ("WORKFLOW_S3_BUCKET", &bucket),
-        ("WORKFLOW_S3_PREFIX", "htsprep"),
-        ("AWS_ENDPOINT_URL", &aws.endpoint),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_ACCESS_KEY_ID", "test"),
-        ("AWS_SECRET_ACCESS_KEY", "test"),
-        ("HTSPREP_S3_REDIRECT", "true"),
-        ("HTSPREP_S3_REDIRECT_SECONDS", "120"),
-    ]);
+    let api = in_s3(
+        &aws,
+        &bucket,
+        &[
+            ("HTSPREP_S3_REDIRECT", "true"),
+            ("HTSPREP_S3_REDIRECT_SECONDS", "120"),
+        ],
+    );
     let dir = tempfile::tempdir().unwrap();
     api.register(&testdata_manifest("testdata", &dir.path().join("m.jsonl")))
         .await;
@@ -180,36 +187,14 @@ async fn with_redirects_readers_get_artifact_bytes_from_s3_not_from_the_api() {
         "{ticket}"
     );
     let bam = dir.path().join("local.bam");
-    for (path, to) in [
-        ("/data/testdata/gstt1_sample.bam", bam.clone()),
-        (
-            "/index/testdata/gstt1_sample.bam",
-            dir.path().join("local.bam.bai"),
-        ),
-    ] {
-        let bytes = api
-            .http
-            .get(api.url(path))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
-        std::fs::write(to, bytes).unwrap();
-    }
-    let samtools = |args: &[&std::ffi::OsStr]| {
-        let out = std::process::Command::new("samtools")
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    };
+    api.download("/data/testdata/gstt1_sample.bam", &bam).await;
+    api.download(
+        "/index/testdata/gstt1_sample.bam",
+        &dir.path().join("local.bam.bai"),
+    )
+    .await;
+    let samtools =
+        |args: &[&std::ffi::OsStr]| run(std::process::Command::new("samtools").args(args));
     let url = api.url(
         "/htsget/reads/testdata/gstt1_sample.bam?referenceName=chr22&start=24376180&end=24376300",
     );
