@@ -2,6 +2,7 @@
 
 mod files;
 mod jobs;
+mod watch;
 
 use clap::{Parser, Subcommand};
 

@@ -499,3 +499,67 @@ async fn a_job_waiting_past_the_queue_deadline_fails_saying_what_it_waited_for()
     assert_ne!(again, queued);
     assert_eq!(api.wait_job(&again, LONG).await["status"], "completed");
 }
+
+/// `htsprep-api jobs watch ID` follows a job to its end: the timeline as it happens, and the
+/// outcome as the exit status (0 completed, 1 failed, with the reason).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn jobs_watch_follows_a_job_to_its_end_and_exits_with_its_outcome() {
+    let api = ApiProcess::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    api.register(&testdata_manifest("testdata", &dir.path().join("m.jsonl")))
+        .await;
+    let source = url::Url::from_file_path(testdata().join("test.broadPeak")).unwrap();
+    api.register(&format!(
+        "{{\"dcc\":\"e2e\",\"local_id\":\"bad-md5\",\"md5\":\"00000000000000000000000000000000\",\"size\":0,\"format\":\"BED\",\"access_url\":\"{source}\"}}\n"
+    ))
+    .await;
+    let watch = |id: &str| {
+        std::process::Command::new(bin("htsprep-api"))
+            .args(["jobs", "watch", id, "--every-ms", "50"])
+            .env("HTSPREP_DATA_DIR", api.data_dir())
+            .output()
+            .unwrap()
+    };
+
+    let good = api.cold_get("/data/testdata/phix_unsorted.sam").await;
+    let out = watch(&good);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    let at = |what: &str| {
+        lines
+            .iter()
+            .position(|l| l.contains(what))
+            .unwrap_or_else(|| panic!("no {what:?} in\n{stdout}"))
+    };
+    assert!(at("claimed") < at("running on 127.0.0.1:"));
+    assert!(at("running on") < at("sort finished in"));
+    assert!(at("sort finished in") < at("index finished in"));
+    assert_eq!(at("completed"), lines.len() - 1, "{stdout}");
+    let job = api.get_json(&format!("/jobs/{good}")).await;
+    assert_eq!(job["status"], "completed");
+    assert_eq!(
+        lines.len(),
+        job["events"].as_array().unwrap().len(),
+        "every event, once"
+    );
+
+    let bad = api.cold_get("/data/e2e/bad-md5").await;
+    let out = watch(&bad);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("failed: "));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("md5 mismatch"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = watch("0199a8f2-0000-7000-8000-000000000000");
+    assert_ne!(out.status.code(), Some(0));
+    assert!(!out.stderr.is_empty());
+}

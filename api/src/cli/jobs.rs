@@ -35,6 +35,15 @@ pub enum JobsCommand {
         #[arg(value_parser = parse_job_id)]
         job_id: JobId,
     },
+    /// Follow a job live: a progress bar (on a terminal), each event of its timeline as it
+    /// happens; exits 0 when it completes, 1 when it fails, 130 on Ctrl-C (the job carries on).
+    Watch {
+        #[arg(value_parser = parse_job_id)]
+        job_id: JobId,
+        /// How often the job is read, in milliseconds.
+        #[arg(long, default_value_t = 250, value_parser = clap::value_parser!(u64).range(10..=60_000))]
+        every_ms: u64,
+    },
 }
 
 fn parse_status(s: &str) -> Result<JobStatus, String> {
@@ -78,6 +87,11 @@ impl JobsCommand {
             JobsCommand::Cancel { job_id } => {
                 let job = store.cancel(&job_id, CANCELLED).await?;
                 writeln!(out, "{}", serde_json::to_string(&job)?)?;
+            }
+            JobsCommand::Watch { job_id, every_ms } => {
+                drop(out);
+                let every = std::time::Duration::from_millis(every_ms);
+                return super::watch::watch(store.as_ref(), &job_id, every).await;
             }
         }
         Ok(0)
