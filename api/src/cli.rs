@@ -2,12 +2,14 @@
 
 mod files;
 mod jobs;
+mod prepare;
 mod watch;
 
 use clap::{Parser, Subcommand};
 
 pub use files::FilesCommand;
 pub use jobs::JobsCommand;
+pub use prepare::PrepareCommand;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -30,6 +32,10 @@ pub enum Command {
     /// Inspect jobs.
     #[command(subcommand)]
     Jobs(JobsCommand),
+    /// Prepare every matching catalog file ahead of its users, through the running API, with a
+    /// progress bar and a closing summary (prepared, already ready, failed with reasons); exit
+    /// status 1 if any failed, 130 when interrupted (run it again to go on).
+    Prepare(PrepareCommand),
     /// Create the MongoDB indexes (idempotent) and list them: the unique index over active
     /// workflows, unique job ids, the stale scan, the finished-job TTL and the catalog's unique
     /// (dcc, local_id). Needs MONGODB_URI.

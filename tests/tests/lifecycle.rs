@@ -563,3 +563,103 @@ async fn jobs_watch_follows_a_job_to_its_end_and_exits_with_its_outcome() {
     assert_ne!(out.status.code(), Some(0));
     assert!(!out.stderr.is_empty());
 }
+
+/// `htsprep-api prepare` readies a catalog through the running API ahead of its users: only
+/// the files asked for, one job each, a summary with the failures' reasons, and a second run
+/// that finds everything ready and starts nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn prepare_readies_the_catalog_ahead_of_users_and_a_second_run_starts_nothing() {
+    let api = ApiProcess::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = testdata_manifest("testdata", &dir.path().join("m.jsonl"));
+    api.register(&manifest).await;
+    let source = url::Url::from_file_path(testdata().join("test.broadPeak")).unwrap();
+    api.register(&format!(
+        "{{\"dcc\":\"e2e\",\"local_id\":\"bad-md5\",\"md5\":\"00000000000000000000000000000000\",\"size\":0,\"format\":\"BED\",\"access_url\":\"{source}\"}}\n"
+    ))
+    .await;
+    let prepare = |args: &[&str]| {
+        let out = std::process::Command::new(bin("htsprep-api"))
+            .arg("prepare")
+            .args(args)
+            .args(["--api", &api.base])
+            .env("HTSPREP_DATA_DIR", api.data_dir())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        (out.status.code(), stdout)
+    };
+    let ids: Vec<String> = manifest
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["local_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let mut ready_before = 0;
+    for id in &ids {
+        let s = api.get_json(&format!("/data/testdata/{id}/status")).await;
+        ready_before += usize::from(s["ready"] == true); // served as they are (bigWig, ...)
+    }
+    let to_prepare = ids.len() - ready_before;
+    assert!(to_prepare >= 6, "{ids:?}");
+
+    // One format first: only the VCF.
+    let (code, out) = prepare(&["--dcc", "testdata", "--format", "vcf", "--parallel", "2"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(out.trim(), "prepared 1, already ready 0, failed 0");
+    assert_eq!(api.metric("htsprep_jobs_created_total").await, 1);
+
+    let (code, out) = prepare(&["--dcc", "testdata", "--parallel", "3"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(
+        out.trim(),
+        format!(
+            "prepared {}, already ready {}, failed 0",
+            to_prepare - 1,
+            ready_before + 1
+        )
+    );
+    for id in &ids {
+        let s = api.get_json(&format!("/data/testdata/{id}/status")).await;
+        assert_eq!(s["ready"], true, "{id}: {s}");
+    }
+    let jobs = api.metric("htsprep_jobs_created_total").await;
+    assert_eq!(jobs, to_prepare as u64, "one job per file");
+
+    let (code, out) = prepare(&["--dcc", "testdata"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(
+        out.trim(),
+        format!("prepared 0, already ready {}, failed 0", ids.len())
+    );
+    assert_eq!(api.metric("htsprep_jobs_created_total").await, jobs);
+
+    // A file that cannot be prepared: the summary says why, and the exit status is 1.
+    let (code, out) = prepare(&["--dcc", "e2e"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.starts_with("prepared 0, already ready 0, failed 1\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("failed: e2e/bad-md5: HTTP 502: ") && out.contains("md5 mismatch"),
+        "{out}"
+    );
+
+    // No API at the address: a clear error, nothing started.
+    let out = std::process::Command::new(bin("htsprep-api"))
+        .args(["prepare", "--api", "http://127.0.0.1:9"])
+        .env("HTSPREP_DATA_DIR", api.data_dir())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("no htsprep API answers at http://127.0.0.1:9"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
