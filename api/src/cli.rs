@@ -1,6 +1,7 @@
 //! The `htsprep-api` command line: the server and the operators' admin commands.
 
 mod files;
+mod fleet;
 mod jobs;
 mod prepare;
 mod watch;
@@ -8,6 +9,7 @@ mod watch;
 use clap::{Parser, Subcommand};
 
 pub use files::FilesCommand;
+pub use fleet::FleetCommand;
 pub use jobs::JobsCommand;
 pub use prepare::PrepareCommand;
 
@@ -32,6 +34,10 @@ pub enum Command {
     /// Inspect jobs.
     #[command(subcommand)]
     Jobs(JobsCommand),
+    /// The worker fleet, from the running API: every worker or task, its health, status, jobs
+    /// or idle time, and why the ones that stopped lately did.
+    #[command(subcommand)]
+    Fleet(FleetCommand),
     /// Prepare every matching catalog file ahead of its users, through the running API, with a
     /// progress bar and a closing summary (prepared, already ready, failed with reasons); exit
     /// status 1 if any failed, 130 when interrupted (run it again to go on).
@@ -72,4 +78,20 @@ pub async fn create_indexes(config: &crate::config::Config) -> anyhow::Result<i3
         );
     }
     Ok(0)
+}
+
+/// The running API's base URL for the commands that talk to it: `--api`, else
+/// `http://HTSPREP_LISTEN` (on 127.0.0.1 when it listens on every address).
+fn api_base(config: &crate::config::Config, api: Option<url::Url>) -> String {
+    let base = match api {
+        Some(url) => url.to_string(),
+        None => {
+            let mut addr = config.listen;
+            if addr.ip().is_unspecified() {
+                addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            format!("http://{addr}")
+        }
+    };
+    base.trim_end_matches('/').to_owned()
 }

@@ -90,6 +90,32 @@ pub struct Gone {
     pub counts_attempt: bool,
 }
 
+/// One worker (a process, a task) as its fleet sees it, for operators (`GET /fleet`).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Member {
+    /// `local` or `ecs`.
+    pub provider: String,
+    /// A task ARN or `pid-N`.
+    pub id: String,
+    /// Its gRPC address, once it has one.
+    pub address: Option<String>,
+    /// `healthy`, `unhealthy`, or `unknown` (not reported yet).
+    pub health: String,
+    /// The provider's status: ECS `lastStatus`; `RUNNING` or `EXITED` for a process.
+    pub last_status: String,
+    pub started_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The job it was started for (ECS starts one task per job attempt).
+    pub started_for: Option<String>,
+    /// Why it stopped, for one that did (ECS `stoppedReason` and exit code; a process's exit).
+    pub stopped_reason: Option<String>,
+}
+
+/// The fleet's workers for operators: the current ones, then those that stopped recently.
+#[async_trait]
+pub trait Roster: Send + Sync + std::fmt::Debug {
+    async fn roster(&self) -> Result<Vec<Member>, String>;
+}
+
 /// The fleet asked directly about the workers running jobs, so a lost worker's job is taken
 /// back at once instead of after the stale threshold.
 #[async_trait]

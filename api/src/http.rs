@@ -5,6 +5,7 @@ mod admin;
 pub(crate) mod data;
 pub mod error;
 mod files;
+mod fleet;
 pub mod jobs;
 mod ops;
 pub mod range;
@@ -18,7 +19,7 @@ use axum::routing::{get, post};
 use tower::Layer;
 use tower_http::cors::{Any, Cors, CorsLayer};
 
-pub use state::{AppState, Shared};
+pub use state::{AppState, FleetView, Shared};
 
 /// The whole API: the routes, with CORS around them once (not around each route: a route's
 /// layers are copied for every request).
@@ -76,6 +77,7 @@ pub fn router(state: AppState) -> Cors<Router> {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
+        .route("/fleet", get(fleet::fleet))
         .fallback(ops::not_found)
         .with_state(state);
     cors.layer(routes)

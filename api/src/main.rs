@@ -44,6 +44,7 @@ async fn real_main() -> std::process::ExitCode {
         Command::Files(cmd) => cmd.run(&config).await,
         Command::Jobs(cmd) => cmd.run(&config).await,
         Command::Prepare(cmd) => cmd.run(&config).await,
+        Command::Fleet(cmd) => cmd.run(&config).await,
         Command::CreateIndexes => htsprep_api::cli::create_indexes(&config).await,
     };
     match result {

@@ -15,9 +15,9 @@ use crate::config::Config;
 use crate::executor::{Executor, Parts};
 use crate::fleet::ecs::{EcsSettings, ecs_client};
 use crate::fleet::{
-    Discovery, EcsFleet, EcsFleetConfig, Inspect, LocalFleet, LocalFleetConfig, Provisioner,
+    Discovery, EcsFleet, EcsFleetConfig, Inspect, LocalFleet, LocalFleetConfig, Provisioner, Roster,
 };
-use crate::http::{AppState, Shared, router};
+use crate::http::{AppState, FleetView, Shared, router};
 use crate::{reconciler, stores};
 
 fn absolute(p: &std::path::Path) -> std::path::PathBuf {
@@ -162,14 +162,16 @@ pub struct Fleet {
     pub provisioner: Arc<dyn Provisioner>,
     pub discovery: Arc<dyn Discovery>,
     pub inspect: Arc<dyn Inspect>,
+    pub roster: Arc<dyn Roster>,
 }
 
 impl Fleet {
-    pub fn of<F: Provisioner + Discovery + Inspect + Clone + 'static>(fleet: F) -> Self {
+    pub fn of<F: Provisioner + Discovery + Inspect + Roster + Clone + 'static>(fleet: F) -> Self {
         Self {
             provisioner: Arc::new(fleet.clone()),
             discovery: Arc::new(fleet.clone()),
-            inspect: Arc::new(fleet),
+            inspect: Arc::new(fleet.clone()),
+            roster: Arc::new(fleet),
         }
     }
 }
@@ -201,6 +203,15 @@ pub async fn build(config: &Config, fleet: Fleet) -> anyhow::Result<AppState> {
         dial: config.fleet.dial,
     });
     let state = AppState::from(Shared {
+        fleet: FleetView {
+            roster: fleet.roster,
+            provider: if config.fleet.ecs.is_some() {
+                "ecs"
+            } else {
+                "local"
+            },
+            max_workers: config.fleet.max_workers,
+        },
         catalog,
         store,
         artifacts,

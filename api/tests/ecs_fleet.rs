@@ -2,8 +2,6 @@
 //! has — the network configuration, tags and overrides of each `RunTask`, one task per attempt,
 //! discovery by the tasks' private IPs.
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
 use htsprep_api::fleet::conformance::{FleetHarness, TestFleet};
 use htsprep_api::fleet::ecs::testing::MotoEcs;
@@ -40,10 +38,7 @@ impl FleetHarness for EcsHarness {
         let m = self.moto().await;
         let fleet = EcsFleet::new(m.client.clone(), m.fleet_config(max_workers));
         fleet.start_polling();
-        TestFleet {
-            provisioner: Arc::new(fleet.clone()),
-            discovery: Arc::new(fleet),
-        }
+        TestFleet::of(fleet)
     }
 
     async fn stop_worker(&self, worker: &WorkerInfo) {

@@ -13,8 +13,8 @@ use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use futures::StreamExt;
 use htsprep_api::config::Config;
 use htsprep_api::fleet::{
-    Discovery, Gone, Inspect, ProvisionError, ProvisionRequest, Provisioner, Subscription,
-    WorkerSet,
+    Discovery, Gone, Inspect, Member, ProvisionError, ProvisionRequest, Provisioner, Roster,
+    Subscription, WorkerSet,
 };
 use htsprep_api::http::{AppState, router};
 use htsprep_api::server::{Fleet, build};
@@ -51,6 +51,13 @@ impl Discovery for IdleFleet {
 #[async_trait]
 impl Inspect for IdleFleet {
     async fn gone(&self, _ids: &[String]) -> Result<Vec<Gone>, String> {
+        Ok(Vec::new())
+    }
+}
+
+#[async_trait]
+impl Roster for IdleFleet {
+    async fn roster(&self) -> Result<Vec<Member>, String> {
         Ok(Vec::new())
     }
 }

@@ -4,7 +4,6 @@
 //! and their health checks; jobs go RunTask → task → worker → S3 → served, with jobs in MongoDB.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -312,6 +311,24 @@ async fn idle_workers_stop_themselves_and_their_tasks_go_stopped() {
         assert!(tokio::time::Instant::now() < deadline, "still listed");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // The fleet view shows the stopped task and why ECS stopped it.
+    let fleet = api.get_json("/fleet").await;
+    assert_eq!(fleet["provider"], "ecs");
+    let member = fleet["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["id"] == arn.as_str())
+        .unwrap_or_else(|| panic!("{arn} in {fleet:#}"))
+        .clone();
+    assert_eq!(member["last_status"], "STOPPED", "{member:#}");
+    assert_eq!(member["started_for"], job_id.as_str(), "{member:#}");
+    let why = member["stopped_reason"].as_str().unwrap();
+    assert!(
+        why.contains("Essential container in task exited") && why.ends_with("(exit code 0)"),
+        "{member:#}"
+    );
+    assert!(member["started_at"].is_string() && member["idle_since"].is_null());
     // A later request starts a new task.
     let resp = api
         .http
@@ -463,10 +480,7 @@ impl FleetHarness for StandInHarness {
             },
         );
         fleet.start_polling();
-        TestFleet {
-            provisioner: Arc::new(fleet.clone()),
-            discovery: Arc::new(fleet),
-        }
+        TestFleet::of(fleet)
     }
 
     async fn stop_worker(&self, worker: &WorkerInfo) {

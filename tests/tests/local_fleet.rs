@@ -1,7 +1,6 @@
 //! The local fleet (worker processes on this host) runs the fleet conformance suite that the ECS
 //! fleet also runs (api/tests/ecs_fleet.rs).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -35,10 +34,7 @@ impl FleetHarness for LocalHarness {
             token: "conformance-token-0123456789".into(),
             start_timeout: Duration::from_secs(30),
         });
-        TestFleet {
-            provisioner: Arc::new(fleet.clone()),
-            discovery: Arc::new(fleet),
-        }
+        TestFleet::of(fleet)
     }
 
     async fn stop_worker(&self, worker: &WorkerInfo) {
@@ -86,4 +82,94 @@ async fn local_workers_run_at_the_configured_niceness() {
     let nice: i32 = after_name.split(' ').nth(16).unwrap().parse().unwrap();
     assert_eq!(nice, 10, "{stat}");
     h.stop_worker(&worker).await;
+}
+
+/// `GET /fleet` and `htsprep-api fleet status` show the local worker: its process, address,
+/// health, start, that it is idle since its job ended; and once it exits, why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fleet_view_shows_each_worker_its_jobs_and_why_it_exited() {
+    let api = htsprep_tests::api::ApiProcess::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    api.register(&htsprep_tests::testdata_manifest(
+        "testdata",
+        &dir.path().join("m.jsonl"),
+    ))
+    .await;
+    let job = api.cold_get("/data/testdata/htslib_index.vcf").await;
+    let done = api.wait_job(&job, Duration::from_secs(120)).await;
+    assert_eq!(done["status"], "completed");
+
+    let anonymous = api.http.get(api.url("/fleet")).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let fleet = api.get_json("/fleet").await;
+    assert_eq!(fleet["provider"], "local");
+    assert_eq!(fleet["max_workers"], 2);
+    let workers = fleet["workers"].as_array().unwrap();
+    assert_eq!(workers.len(), 1, "{fleet:#}");
+    let w = &workers[0];
+    let id = w["id"].as_str().unwrap().to_owned();
+    assert_eq!(done["worker"]["resource_id"], id.as_str());
+    assert!(id.starts_with("pid-"), "{w:#}");
+    assert!(
+        w["address"].as_str().unwrap().starts_with("127.0.0.1:"),
+        "{w:#}"
+    );
+    assert_eq!(
+        (&w["health"], &w["last_status"]),
+        (&"healthy".into(), &"RUNNING".into())
+    );
+    assert_eq!(w["jobs"], serde_json::json!([]));
+    assert_eq!(
+        w["idle_since"], done["finished_at"],
+        "idle since its job ended"
+    );
+    assert!(w["started_at"].is_string() && w["stopped_reason"].is_null());
+
+    let out = std::process::Command::new(htsprep_tests::bin("htsprep-api"))
+        .args(["fleet", "status", "--api", &api.base])
+        .env("HTSPREP_ADMIN_TOKEN", htsprep_tests::api::ADMIN)
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        table.starts_with("local fleet, at most 2 workers\nID\tLAST_STATUS\t"),
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with(&format!("{id}\tRUNNING\thealthy\t127.0.0.1:"))),
+        "{table}"
+    );
+
+    let pid: i32 = id.strip_prefix("pid-").unwrap().parse().unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let fleet = api.get_json("/fleet").await;
+        let w = &fleet["workers"][0];
+        if w["last_status"] == "EXITED" {
+            assert_eq!(w["id"], id.as_str());
+            assert!(
+                w["stopped_reason"]
+                    .as_str()
+                    .unwrap()
+                    .contains("its process exited"),
+                "{w:#}"
+            );
+            assert!(w["idle_since"].is_null());
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{fleet:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -60,20 +60,6 @@ impl Tally {
     }
 }
 
-fn api_base(config: &Config, api: Option<url::Url>) -> String {
-    let base = match api {
-        Some(url) => url.to_string(),
-        None => {
-            let mut addr = config.listen;
-            if addr.ip().is_unspecified() {
-                addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-            }
-            format!("http://{addr}")
-        }
-    };
-    base.trim_end_matches('/').to_owned()
-}
-
 /// The message of an API error body, or the body itself.
 async fn reason(resp: reqwest::Response) -> String {
     let status = resp.status();
@@ -131,7 +117,7 @@ async fn prepare_one(http: &reqwest::Client, base: &str, file: &FileRecord) -> O
 
 impl PrepareCommand {
     pub async fn run(self, config: &Config) -> anyhow::Result<i32> {
-        let base = api_base(config, self.api);
+        let base = super::api_base(config, self.api);
         let http = reqwest::Client::builder()
             .build()
             .context("build the HTTP client")?;

@@ -9,12 +9,26 @@ use std::time::Duration;
 use async_trait::async_trait;
 use htsprep_shared::domain::JobId;
 
-use super::{Discovery, ProvisionError, ProvisionRequest, Provisioner, WorkerEvent, WorkerInfo};
+use super::{
+    Discovery, ProvisionError, ProvisionRequest, Provisioner, Roster, WorkerEvent, WorkerInfo,
+};
 
 /// A fleet under test.
 pub struct TestFleet {
     pub provisioner: Arc<dyn Provisioner>,
     pub discovery: Arc<dyn Discovery>,
+    pub roster: Arc<dyn Roster>,
+}
+
+impl TestFleet {
+    /// A fleet that is all three.
+    pub fn of<F: Provisioner + Discovery + Roster + Clone + 'static>(fleet: F) -> Self {
+        Self {
+            provisioner: Arc::new(fleet.clone()),
+            discovery: Arc::new(fleet.clone()),
+            roster: Arc::new(fleet),
+        }
+    }
 }
 
 #[async_trait]
@@ -159,6 +173,48 @@ pub async fn late_subscribers_see_the_current_workers_and_stops_are_dropped(h: &
     fleet.provisioner.shutdown().await;
 }
 
+/// The roster names every worker discovery reports, at its address; a worker stopped from
+/// outside is no longer a healthy running one there.
+pub async fn the_roster_names_every_worker_and_no_stopped_one_as_running(h: &dyn FleetHarness) {
+    let fleet = h.fleet(2).await;
+    for i in 0..2 {
+        fleet
+            .provisioner
+            .provision(&request(&format!("dcc/roster-{i}/md5/v1")))
+            .await
+            .expect("provision");
+    }
+    let workers = await_workers(&fleet, 2).await;
+    let roster = fleet.roster.roster().await.expect("the roster");
+    for w in &workers {
+        let m = roster
+            .iter()
+            .find(|m| m.id == w.id)
+            .unwrap_or_else(|| panic!("{} is not in the roster {roster:#?}", w.id));
+        assert_eq!(m.address.as_deref(), Some(w.address.as_str()));
+        // Healthy, or unknown where the backend reports no health (a worker is usable then).
+        assert_ne!(m.health, "unhealthy", "{m:?}");
+        assert_eq!(m.stopped_reason, None, "{m:?}");
+        assert_eq!(m.provider, w.provider);
+    }
+    h.stop_worker(&workers[0]).await;
+    await_workers(&fleet, 1).await;
+    let still_running = |roster: &[super::Member]| {
+        roster.iter().any(|m| {
+            m.id == workers[0].id && m.stopped_reason.is_none() && m.last_status == "RUNNING"
+        })
+    };
+    let settled = async {
+        while still_running(&fleet.roster.roster().await.expect("the roster")) {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    tokio::time::timeout(SETTLE, settled)
+        .await
+        .expect("the stopped worker leaves the roster's running ones");
+    fleet.provisioner.shutdown().await;
+}
+
 /// Instantiates every conformance case for a harness expression.
 #[macro_export]
 macro_rules! fleet_conformance {
@@ -174,6 +230,13 @@ macro_rules! fleet_conformance {
         async fn the_worker_maximum_is_respected() {
             let h = $harness;
             $crate::fleet::conformance::the_worker_maximum_is_respected(&h).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn the_roster_names_every_worker_and_no_stopped_one_as_running() {
+            let h = $harness;
+            $crate::fleet::conformance::the_roster_names_every_worker_and_no_stopped_one_as_running(&h)
+                .await;
         }
 
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -18,8 +18,8 @@ use tokio::process::Command;
 use tokio_util::task::TaskTracker;
 
 use super::{
-    Discovery, Gone, Inspect, ProvisionError, ProvisionRequest, Provisioner, Subscription,
-    WorkerInfo, WorkerSet,
+    Discovery, Gone, Inspect, Member, ProvisionError, ProvisionRequest, Provisioner, Roster,
+    Subscription, WorkerInfo, WorkerSet,
 };
 use crate::coalesce::Coalesce;
 
@@ -54,6 +54,8 @@ struct Inner {
     set: WorkerSet,
     /// Live worker processes by id.
     children: Mutex<HashMap<String, u32>>,
+    /// The workers for operators: the live ones, and those that exited lately.
+    members: Mutex<Members>,
     inflight: Coalesce<Result<(), ProvisionError>>,
     spawn_lock: tokio::sync::Mutex<()>,
     started: AtomicU64,
@@ -67,6 +69,7 @@ impl LocalFleet {
                 config,
                 set: WorkerSet::new(),
                 children: Mutex::new(HashMap::new()),
+                members: Mutex::new(Members::default()),
                 inflight: Coalesce::default(),
                 spawn_lock: tokio::sync::Mutex::new(()),
                 started: AtomicU64::new(0),
@@ -182,10 +185,16 @@ impl LocalFleet {
             started_for: None,
         });
         tracing::info!(worker = %id, %grpc, "local worker started");
+        self.inner
+            .member_started(&id, &grpc, Some(chrono::Utc::now()));
         let inner = Arc::clone(&self.inner);
         self.inner.tracker.spawn(async move {
             let status = child.wait().await;
-            inner.forget(&id);
+            let why = match &status {
+                Ok(s) => format!("its process exited ({s})"),
+                Err(e) => format!("its process could not be waited for: {e}"),
+            };
+            inner.forget(&id, why);
             tracing::info!(worker = %id, ?status, "local worker exited");
         });
         Ok(())
@@ -259,6 +268,7 @@ impl LocalFleet {
                 started_for: None,
             });
             tracing::info!(worker = %id, grpc = %entry.grpc, "adopted a worker a previous API process left");
+            self.inner.member_started(&id, &entry.grpc, None);
             let inner = Arc::clone(&self.inner);
             let bin = self.inner.config.worker_bin.clone();
             let pid = entry.pid;
@@ -267,7 +277,7 @@ impl LocalFleet {
                 while runs_binary(pid, &bin) {
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
-                inner.forget(&id);
+                inner.forget(&id, "its process exited".into());
                 tracing::info!(worker = %id, "adopted local worker exited");
             });
         }
@@ -282,11 +292,49 @@ struct Registered {
     health: String,
 }
 
+/// How many exited workers the roster keeps.
+const EXITED_KEPT: usize = 20;
+
+/// The roster's records: one owner, the fleet's `Inner`.
+#[derive(Debug, Default)]
+struct Members {
+    live: std::collections::BTreeMap<String, Member>,
+    /// Newest first.
+    exited: std::collections::VecDeque<Member>,
+}
+
 impl Inner {
-    /// A worker that exited: out of the set, the children and the registry.
-    fn forget(&self, id: &str) {
+    /// A healthy worker joined the fleet (started, or adopted with its start time unknown).
+    fn member_started(&self, id: &str, grpc: &str, at: Option<chrono::DateTime<chrono::Utc>>) {
+        self.members.lock().expect("members lock").live.insert(
+            id.to_owned(),
+            Member {
+                provider: "local".into(),
+                id: id.to_owned(),
+                address: Some(grpc.to_owned()),
+                health: "healthy".into(),
+                last_status: "RUNNING".into(),
+                started_at: at,
+                started_for: None,
+                stopped_reason: None,
+            },
+        );
+    }
+
+    /// A worker that exited, and why: out of the set, the children and the registry.
+    fn forget(&self, id: &str, why: String) {
         self.set.drop_worker(id);
         self.children.lock().expect("children lock").remove(id);
+        {
+            let mut members = self.members.lock().expect("members lock");
+            if let Some(mut m) = members.live.remove(id) {
+                m.last_status = "EXITED".into();
+                m.health = "unknown".into();
+                m.stopped_reason = Some(why);
+                members.exited.push_front(m);
+                members.exited.truncate(EXITED_KEPT);
+            }
+        }
         let _ = std::fs::remove_file(
             self.config
                 .data_dir
@@ -386,6 +434,19 @@ impl Provisioner for LocalFleet {
             }
             self.inner.tracker.wait().await;
         }
+    }
+}
+
+#[async_trait]
+impl Roster for LocalFleet {
+    async fn roster(&self) -> Result<Vec<Member>, String> {
+        let members = self.inner.members.lock().expect("members lock");
+        Ok(members
+            .live
+            .values()
+            .chain(members.exited.iter())
+            .cloned()
+            .collect())
     }
 }
 

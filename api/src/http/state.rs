@@ -30,8 +30,18 @@ impl std::ops::Deref for AppState {
     }
 }
 
+/// The fleet as `GET /fleet` shows it.
+#[derive(Debug)]
+pub struct FleetView {
+    pub roster: Arc<dyn crate::fleet::Roster>,
+    /// `local` or `ecs`.
+    pub provider: &'static str,
+    pub max_workers: usize,
+}
+
 #[derive(Debug)]
 pub struct Shared {
+    pub fleet: FleetView,
     pub catalog: Arc<dyn Catalog>,
     pub store: Arc<dyn JobStore>,
     pub artifacts: Arc<dyn ArtifactStore>,

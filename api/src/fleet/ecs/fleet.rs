@@ -16,13 +16,15 @@ use tokio_util::task::TaskTracker;
 use super::backoff::Backoff;
 use super::classify::EcsFault;
 use super::launch::{client_token, run_task};
-use super::poll::{Health, TaskView, describe, describe_with_missing, list_running, stop};
+use super::poll::{
+    Health, TaskView, describe, describe_with_missing, list_running, list_stopped, stop,
+};
 use super::settings::EcsSettings;
 use crate::coalesce::Coalesce;
 use crate::fleet::rate::RateLimiter;
 use crate::fleet::{
-    Discovery, Gone, Inspect, ProvisionError, ProvisionRequest, Provisioner, Subscription,
-    WorkerInfo, WorkerSet,
+    Discovery, Gone, Inspect, Member, ProvisionError, ProvisionRequest, Provisioner, Roster,
+    Subscription, WorkerInfo, WorkerSet,
 };
 
 /// A task launched but not yet listed (`ListTasks` is eventually consistent) counts against the
@@ -98,6 +100,8 @@ struct State {
     /// Unhealthy tasks already asked to stop.
     stopping: HashSet<String>,
     backoff: Backoff,
+    /// What the last poll saw of every task, for the roster.
+    seen: Vec<TaskView>,
 }
 
 impl State {
@@ -134,6 +138,7 @@ impl EcsFleet {
                     unseen: HashMap::new(),
                     launching: 0,
                     stopping: HashSet::new(),
+                    seen: Vec::new(),
                     backoff: Backoff::new(config.backoff_base, Duration::from_secs(30)),
                 }),
                 config,
@@ -260,6 +265,7 @@ impl EcsFleet {
         launched.retain(|_, arn| seen.contains(arn) || unseen.contains_key(arn));
         stopping.retain(|arn| seen.contains(arn));
         state.live = seen;
+        state.seen = views.to_vec();
         (
             PollSummary {
                 tasks: views.len(),
@@ -358,6 +364,60 @@ impl Provisioner for EcsFleet {
 impl Discovery for EcsFleet {
     fn subscribe(&self) -> Subscription {
         self.inner.set.subscribe()
+    }
+}
+
+impl EcsFleet {
+    /// A task as the roster shows it.
+    fn member(&self, v: &TaskView) -> Member {
+        let health = match v.health {
+            Health::Healthy => "healthy",
+            Health::Unhealthy => "unhealthy",
+            Health::Unknown => "unknown",
+        };
+        Member {
+            provider: "ecs".into(),
+            id: v.arn.clone(),
+            address: v
+                .private_ip
+                .as_ref()
+                .map(|ip| format!("{ip}:{}", self.settings().grpc_port)),
+            health: health.into(),
+            last_status: v.last_status.clone(),
+            started_at: v.started_at,
+            started_for: v.job_id.clone(),
+            stopped_reason: v
+                .stopped_reason
+                .as_ref()
+                .filter(|why| !why.is_empty())
+                .map(|why| match v.exit_code {
+                    Some(code) => format!("{why} (exit code {code})"),
+                    None => why.clone(),
+                }),
+        }
+    }
+}
+
+#[async_trait]
+impl Roster for EcsFleet {
+    /// The tasks the last poll saw, then the ones ECS stopped lately (asked now).
+    async fn roster(&self) -> Result<Vec<Member>, String> {
+        let inner = &self.inner;
+        let s = &inner.config.settings;
+        let live: Vec<Member> = {
+            let state = inner.state.lock().expect("ecs state lock");
+            state.seen.iter().map(|v| self.member(v)).collect()
+        };
+        let stopped = list_stopped(&inner.client, s, &inner.describe_limiter)
+            .await
+            .map_err(|e| e.message().to_owned())?;
+        let stopped = describe(&inner.client, s, &inner.describe_limiter, &stopped)
+            .await
+            .map_err(|e| e.message().to_owned())?;
+        Ok(live
+            .into_iter()
+            .chain(stopped.iter().map(|v| self.member(v)))
+            .collect())
     }
 }
 

@@ -23,6 +23,8 @@ pub struct TaskView {
     /// The job it was launched for (its `htsprep:job-id` tag).
     pub job_id: Option<String>,
     pub desired_status: String,
+    /// When its containers started (`startedAt`), once they have.
+    pub started_at: Option<chrono::DateTime<chrono::Utc>>,
     /// Why it stopped (`stoppedReason`), and its container's exit code, once it has.
     pub stopped_reason: Option<String>,
     pub exit_code: Option<i32>,
@@ -71,6 +73,9 @@ impl TaskView {
             private_ip,
             job_id,
             desired_status: t.desired_status().unwrap_or("UNKNOWN").to_owned(),
+            started_at: t
+                .started_at()
+                .and_then(|d| chrono::DateTime::from_timestamp(d.secs(), d.subsec_nanos())),
             stopped_reason: t.stopped_reason().map(str::to_owned),
             exit_code: t.containers().iter().find_map(|c| c.exit_code()),
         })
@@ -83,6 +88,25 @@ pub async fn list_running(
     settings: &EcsSettings,
     limiter: &RateLimiter,
 ) -> Result<Vec<String>, EcsFault> {
+    list(client, settings, limiter, DesiredStatus::Running).await
+}
+
+/// The ARNs of the tasks `startedBy` this deployment that ECS stopped lately (it keeps them for
+/// about an hour).
+pub async fn list_stopped(
+    client: &aws_sdk_ecs::Client,
+    settings: &EcsSettings,
+    limiter: &RateLimiter,
+) -> Result<Vec<String>, EcsFault> {
+    list(client, settings, limiter, DesiredStatus::Stopped).await
+}
+
+async fn list(
+    client: &aws_sdk_ecs::Client,
+    settings: &EcsSettings,
+    limiter: &RateLimiter,
+    desired: DesiredStatus,
+) -> Result<Vec<String>, EcsFault> {
     let mut arns = Vec::new();
     let mut next: Option<String> = None;
     loop {
@@ -91,7 +115,7 @@ pub async fn list_running(
             .list_tasks()
             .cluster(&settings.cluster)
             .started_by(&settings.started_by)
-            .desired_status(DesiredStatus::Running)
+            .desired_status(desired.clone())
             .max_results(PAGE as i32)
             .set_next_token(next.take())
             .send()
