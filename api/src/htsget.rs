@@ -6,6 +6,7 @@
 //! `HTSPREP_MAX_WAIT_SECONDS`), then answers the ticket or `202` with the job.
 
 mod bgzf;
+mod cache;
 mod error;
 mod layout;
 mod query;
@@ -21,6 +22,7 @@ use htsprep_shared::artifacts::ArtifactKey;
 use htsprep_shared::domain::{FileRecord, Format};
 use htsprep_shared::error::Cause;
 
+pub use cache::Layouts;
 pub use error::{HtsgetError, Kind};
 pub use query::Endpoint;
 
@@ -162,7 +164,40 @@ async fn answer(
             .into());
         }
     };
-    let layout = Layout::load(endpoint, data.as_ref(), index.as_ref()).await?;
+    let layout = match &target {
+        // Content-addressed: the layout is read once and kept.
+        Target::Artifacts {
+            data: data_key,
+            index: index_key,
+        } => {
+            let (store, d, i) = (
+                std::sync::Arc::clone(&state.artifacts),
+                data_key.clone(),
+                index_key.clone(),
+            );
+            state
+                .layouts
+                .get(index_key, move || {
+                    Box::pin(async move {
+                        let (d, i) = (
+                            ArtifactOpener {
+                                store: store.as_ref(),
+                                key: &d,
+                            },
+                            ArtifactOpener {
+                                store: store.as_ref(),
+                                key: &i,
+                            },
+                        );
+                        Layout::load(endpoint, &d, &i).await
+                    })
+                })
+                .await?
+        }
+        Target::Upstream { .. } => {
+            std::sync::Arc::new(Layout::load(endpoint, data.as_ref(), index.as_ref()).await?)
+        }
+    };
     // The parts' URL: the artifact in S3 itself when redirects are on, else this server's
     // `/data/...`.
     let url = match &target {

@@ -224,6 +224,7 @@ pub async fn build(config: &Config, fleet: Fleet) -> anyhow::Result<AppState> {
         ready: Arc::new(RwLock::new(HashSet::new())),
         probes: Coalesce::default(),
         metrics: Arc::default(),
+        layouts: Default::default(),
         redirect: config.s3_redirect,
     });
     Ok(state)

@@ -236,6 +236,8 @@ async fn samtools_and_bcftools_read_prepared_files_through_htsget() {
             "{vcf} {region}: the header comes whole, once"
         );
     }
+    // Dozens of tickets, one layout read per file: the rest came from the layouts kept.
+    assert_eq!(api.metric("htsprep_htsget_layouts_loaded_total").await, 4);
     let all = api.url(&format!("/htsget/variants/testdata/{vcf}"));
     assert_eq!(
         run(Command::new("bcftools").args(["view", "-H"]).arg(&all))

@@ -66,6 +66,11 @@ pub(crate) async fn metrics(State(state): State<AppState>, _: Admin) -> Result<R
             m.redirects.load(Ordering::Relaxed),
         ),
         (
+            "htsprep_htsget_layouts_loaded_total",
+            "counter",
+            state.layouts.loaded(),
+        ),
+        (
             "htsprep_range_not_satisfiable_total",
             "counter",
             m.not_satisfiable.load(Ordering::Relaxed),

@@ -57,6 +57,8 @@ pub struct Shared {
     /// Readiness probes in flight, by index key: concurrent requests share one.
     pub probes: Coalesce<Result<bool, ApiError>>,
     pub metrics: Arc<Metrics>,
+    /// htsget layouts of prepared files, kept between tickets.
+    pub layouts: crate::htsget::Layouts,
     /// `HTSPREP_S3_REDIRECT`: how long the presigned URLs ready artifacts are redirected to
     /// last; `None`: the API serves the bytes itself.
     pub redirect: Option<std::time::Duration>,
