@@ -41,9 +41,9 @@ if [ ! -d tests/gmod/node_modules/@gmod/bam ]; then
 fi
 
 # igv.js and playwright-core, for the test that loads htsget tracks in headless Chromium.
-if [ ! -d tests/igv/node_modules/igv ]; then
-  echo "setup: installing igv.js and playwright-core (npm ci in tests/igv)" >&2
-  (cd tests/igv && npm ci --no-audit --no-fund --loglevel=error)
+if [ ! -d tests/browser/node_modules/igv ]; then
+  echo "setup: installing igv.js and playwright-core (npm ci in tests/browser)" >&2
+  (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
 # The test servers: a MongoDB-wire server (mongoeco, Python 3.13 venv) and the AWS emulator

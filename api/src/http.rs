@@ -78,6 +78,7 @@ pub fn router(state: AppState) -> Cors<Router> {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .route("/fleet", get(fleet::fleet))
+        .route("/ui", get(ops::ui))
         .fallback(ops::not_found)
         .with_state(state);
     cors.layer(routes)

@@ -326,7 +326,7 @@ async fn bad_requests_get_the_spec_errors_and_service_info_describes_each_endpoi
     }
 }
 
-/// The test page's server (`tests/igv/serve.py`) on another loopback address than the API's:
+/// The test page's server (`tests/browser/serve.py`) on another loopback address than the API's:
 /// another origin.
 struct PageServer {
     child: std::process::Child,
@@ -335,14 +335,14 @@ struct PageServer {
 
 impl PageServer {
     fn start(dir: &Path) -> Self {
-        let script = htsprep_tests::repo_root().join("tests/igv/serve.py");
+        let script = htsprep_tests::repo_root().join("tests/browser/serve.py");
         let mut child = Command::new("python3")
             .arg(script)
             .arg("127.0.0.2")
             .arg(dir)
             .stdout(std::process::Stdio::piped())
             .spawn()
-            .expect("python3 tests/igv/serve.py");
+            .expect("python3 tests/browser/serve.py");
         let mut line = String::new();
         std::io::BufRead::read_line(
             &mut std::io::BufReader::new(child.stdout.take().unwrap()),
@@ -393,7 +393,7 @@ async fn igv_js_loads_reads_and_variants_through_htsget_from_another_origin() {
     let d = dir.path();
     api.register(&testdata_manifest("testdata", &d.join("m.jsonl")))
         .await;
-    let igv = htsprep_tests::repo_root().join("tests/igv");
+    let igv = htsprep_tests::repo_root().join("tests/browser");
     let site = d.join("site");
     std::fs::create_dir(&site).unwrap();
     std::fs::copy(igv.join("page.html"), site.join("page.html")).unwrap();
@@ -413,13 +413,13 @@ async fn igv_js_loads_reads_and_variants_through_htsget_from_another_origin() {
         pages.base, api.base
     );
     let out = Command::new("node")
-        .arg(igv.join("load.mjs"))
+        .arg(igv.join("igv.mjs"))
         .arg(&page)
         .current_dir(&igv)
         .output()
         .expect("node (scripts/setup.sh installs it, playwright-core and igv)");
     let log = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "load.mjs: {log}");
+    assert!(out.status.success(), "igv.mjs: {log}");
     let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(got["error"].is_null(), "igv.js: {}\n{log}", got["error"]);
 

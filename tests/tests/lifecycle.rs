@@ -663,3 +663,83 @@ async fn prepare_readies_the_catalog_ahead_of_users_and_a_second_run_starts_noth
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The dashboard at `/ui` in headless Chromium: with the admin token it shows the counters, the
+/// fleet, the jobs (filtered as asked) and a job's timeline with stage durations. The
+/// screenshot is kept as a test output (`target/tmp/dashboard.png`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_shows_jobs_a_timeline_the_fleet_and_the_counters() {
+    let api = ApiProcess::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    api.register(&testdata_manifest("testdata", &dir.path().join("m.jsonl")))
+        .await;
+    let job = api.cold_get("/data/testdata/phix_unsorted.sam").await;
+    assert_eq!(api.wait_job(&job, LONG).await["status"], "completed");
+
+    let page = api.http.get(api.url("/ui")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("connect-src 'self'")
+    );
+
+    let browser = htsprep_tests::repo_root().join("tests/browser");
+    let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
+    let _ = std::fs::remove_file(&shot);
+    let out = std::process::Command::new("node")
+        .arg(browser.join("ui.mjs"))
+        .arg(&api.base)
+        .arg(ADMIN)
+        .arg(&shot)
+        .current_dir(&browser)
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "ui.mjs: {log}");
+    let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["error"], "", "{shown:#}");
+    let rows = |k: &str| shown[k].as_array().unwrap().clone();
+    assert!(
+        rows("counters")
+            .iter()
+            .any(|r| r[0] == "htsprep_jobs_created_total" && r[1] == "1"),
+        "{shown:#}"
+    );
+    let worker = api.get_json(&format!("/jobs/{job}")).await["worker"]["resource_id"].clone();
+    assert!(rows("fleet").iter().any(|r| r[0] == worker), "{shown:#}");
+    let jobs = rows("jobs");
+    assert_eq!(jobs.len(), 1, "{shown:#}");
+    assert_eq!(
+        (&jobs[0][0], &jobs[0][1], &jobs[0][2]),
+        (
+            &Value::from(job.as_str()),
+            &"testdata/phix_unsorted.sam".into(),
+            &"completed".into()
+        )
+    );
+    let timeline = rows("timeline");
+    let stages: Vec<&str> = timeline
+        .iter()
+        .filter(|r| r[2] == "stage_finished")
+        .map(|r| r[3].as_str().unwrap())
+        .collect();
+    assert!(
+        stages.contains(&"sort") && stages.contains(&"index"),
+        "{shown:#}"
+    );
+    assert!(
+        rows("timeline")
+            .iter()
+            .filter(|r| r[2] == "stage_finished")
+            .all(|r| r[4].as_str().unwrap().ends_with(" s")),
+        "every finished stage shows its duration: {shown:#}"
+    );
+    let png = std::fs::read(&shot).expect("the screenshot");
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "{} bytes",
+        png.len()
+    );
+}

@@ -111,3 +111,23 @@ pub(crate) async fn not_found(uri: Uri) -> Response {
     )
         .into_response()
 }
+
+/// `GET /ui`: the operators' dashboard (jobs with filters, a job's timeline with stage
+/// durations, the fleet, the counters), one page with no build step. The page is public; what
+/// it shows is read with the admin token the operator enters.
+pub(crate) async fn ui() -> Response {
+    let mut resp = axum::response::Html(include_str!("ui.html")).into_response();
+    let h = resp.headers_mut();
+    // Only this API is reached from it, and nothing it shows runs as code.
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        axum::http::HeaderValue::from_static(
+            "default-src 'none'; connect-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'",
+        ),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-cache"),
+    );
+    resp
+}
