@@ -88,24 +88,34 @@ pub async fn list_running(
     settings: &EcsSettings,
     limiter: &RateLimiter,
 ) -> Result<Vec<String>, EcsFault> {
-    list(client, settings, limiter, DesiredStatus::Running).await
+    list(
+        client,
+        settings,
+        limiter,
+        DesiredStatus::Running,
+        usize::MAX,
+    )
+    .await
 }
 
-/// The ARNs of the tasks `startedBy` this deployment that ECS stopped lately (it keeps them for
-/// about an hour).
+/// The ARNs of (at most a page of) the tasks `startedBy` this deployment that ECS stopped
+/// lately (it keeps them for about an hour): one `ListTasks` call, so a dashboard refreshing
+/// the fleet view does not take discovery's call budget.
 pub async fn list_stopped(
     client: &aws_sdk_ecs::Client,
     settings: &EcsSettings,
     limiter: &RateLimiter,
 ) -> Result<Vec<String>, EcsFault> {
-    list(client, settings, limiter, DesiredStatus::Stopped).await
+    list(client, settings, limiter, DesiredStatus::Stopped, PAGE).await
 }
 
+/// Lists tasks by desired status, page by page, until `at_most` ARNs.
 async fn list(
     client: &aws_sdk_ecs::Client,
     settings: &EcsSettings,
     limiter: &RateLimiter,
     desired: DesiredStatus,
+    at_most: usize,
 ) -> Result<Vec<String>, EcsFault> {
     let mut arns = Vec::new();
     let mut next: Option<String> = None;
@@ -123,8 +133,11 @@ async fn list(
             .map_err(|e| classify("ListTasks", &e))?;
         arns.extend(page.task_arns().iter().cloned());
         match page.next_token() {
-            Some(t) if !t.is_empty() => next = Some(t.to_owned()),
-            _ => return Ok(arns),
+            Some(t) if !t.is_empty() && arns.len() < at_most => next = Some(t.to_owned()),
+            _ => {
+                arns.truncate(at_most);
+                return Ok(arns);
+            }
         }
     }
 }
