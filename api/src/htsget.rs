@@ -18,7 +18,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
-use htsprep_shared::artifacts::ArtifactKey;
+use std::sync::Arc;
+
+use htsprep_shared::artifacts::{ArtifactKey, ArtifactStore};
 use htsprep_shared::domain::{FileRecord, Format};
 use htsprep_shared::error::Cause;
 
@@ -134,16 +136,9 @@ async fn answer(
             ),
         ));
     }
+    // The data to cut blocks from, its layout, and the URL the ticket's ranges name.
     let target = target(&file)?;
-    let upstream = |url| -> Box<dyn Opener + '_> {
-        Box::new(UpstreamOpener {
-            client: &state.http,
-            s3: &state.s3,
-            url,
-            etag: None,
-        })
-    };
-    let (data, index): (Box<dyn Opener + '_>, Box<dyn Opener + '_>) = match &target {
+    let (data, layout, url): (Box<dyn Opener + '_>, Arc<Layout>, Option<String>) = match &target {
         Target::Artifacts { data, index } => {
             if !is_ready(state, index, Probe::Shared).await? {
                 let wait = Some(state.executor.settings().max_wait);
@@ -151,58 +146,40 @@ async fn answer(
                     return Ok(accepted(*job));
                 }
             }
-            (
-                Box::new(artifact(state, data)),
-                Box::new(artifact(state, index)),
-            )
+            // Content-addressed: the layout is read once and kept.
+            let store = Arc::clone(&state.artifacts);
+            let (d, i) = (data.clone(), index.clone());
+            let layout = state
+                .layouts
+                .get(index, move || {
+                    Box::pin(async move {
+                        let (d, i) = (artifact(store.as_ref(), &d), artifact(store.as_ref(), &i));
+                        Layout::load(endpoint, &d, &i).await
+                    })
+                })
+                .await?;
+            // With redirects on, the artifact in S3 itself.
+            let url = presigned(state, data).await?;
+            let opener = artifact(state.artifacts.as_ref(), data);
+            (Box::new(opener), layout, url)
         }
-        Target::Upstream { index: Some(index) } => (upstream(&file.access_url), upstream(index)),
+        Target::Upstream { index: Some(index) } => {
+            let upstream = |url| UpstreamOpener {
+                client: &state.http,
+                s3: &state.s3,
+                url,
+                etag: None,
+            };
+            let data = upstream(&file.access_url);
+            let layout = Layout::load(endpoint, &data, &upstream(index)).await?;
+            (Box::new(data), Arc::new(layout), None)
+        }
         Target::Upstream { index: None } => {
             return Err(ApiError::Internal(Cause::msg(format!(
                 "{dcc}/{local_id} is served without an index"
             )))
             .into());
         }
-    };
-    let layout = match &target {
-        // Content-addressed: the layout is read once and kept.
-        Target::Artifacts {
-            data: data_key,
-            index: index_key,
-        } => {
-            let (store, d, i) = (
-                std::sync::Arc::clone(&state.artifacts),
-                data_key.clone(),
-                index_key.clone(),
-            );
-            state
-                .layouts
-                .get(index_key, move || {
-                    Box::pin(async move {
-                        let (d, i) = (
-                            ArtifactOpener {
-                                store: store.as_ref(),
-                                key: &d,
-                            },
-                            ArtifactOpener {
-                                store: store.as_ref(),
-                                key: &i,
-                            },
-                        );
-                        Layout::load(endpoint, &d, &i).await
-                    })
-                })
-                .await?
-        }
-        Target::Upstream { .. } => {
-            std::sync::Arc::new(Layout::load(endpoint, data.as_ref(), index.as_ref()).await?)
-        }
-    };
-    // The parts' URL: the artifact in S3 itself when redirects are on, else this server's
-    // `/data/...`.
-    let url = match &target {
-        Target::Artifacts { data, .. } => presigned(state, data).await?,
-        Target::Upstream { .. } => None,
     };
     let url = match url {
         Some(url) => url,
@@ -243,9 +220,6 @@ async fn answer(
     Ok(resp)
 }
 
-fn artifact<'a>(state: &'a AppState, key: &'a ArtifactKey) -> ArtifactOpener<'a> {
-    ArtifactOpener {
-        store: state.artifacts.as_ref(),
-        key,
-    }
+fn artifact<'a>(store: &'a dyn ArtifactStore, key: &'a ArtifactKey) -> ArtifactOpener<'a> {
+    ArtifactOpener { store, key }
 }

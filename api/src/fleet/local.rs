@@ -4,7 +4,6 @@
 //! `{data dir}/workers/`, so an API restarted after a crash adopts the workers it left (they run
 //! on, count against the maximum, and take jobs) instead of starting more beside them.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -52,9 +51,7 @@ pub struct LocalFleet {
 struct Inner {
     config: LocalFleetConfig,
     set: WorkerSet,
-    /// Live worker processes by id.
-    children: Mutex<HashMap<String, u32>>,
-    /// The workers for operators: the live ones, and those that exited lately.
+    /// The worker processes: the live ones (by id, with their pid), and those that exited lately.
     members: Mutex<Members>,
     inflight: Coalesce<Result<(), ProvisionError>>,
     spawn_lock: tokio::sync::Mutex<()>,
@@ -68,7 +65,6 @@ impl LocalFleet {
             inner: Arc::new(Inner {
                 config,
                 set: WorkerSet::new(),
-                children: Mutex::new(HashMap::new()),
                 members: Mutex::new(Members::default()),
                 inflight: Coalesce::default(),
                 spawn_lock: tokio::sync::Mutex::new(()),
@@ -80,7 +76,7 @@ impl LocalFleet {
 
     /// Live worker processes.
     pub fn live(&self) -> usize {
-        self.inner.children.lock().expect("children lock").len()
+        self.inner.members.lock().expect("members lock").live.len()
     }
 
     async fn ensure_capacity(self) -> Result<(), ProvisionError> {
@@ -174,10 +170,7 @@ impl LocalFleet {
         };
         self.register(&id, &entry);
         self.inner
-            .children
-            .lock()
-            .expect("children lock")
-            .insert(id.clone(), pid);
+            .member_started(&id, pid, &grpc, Some(chrono::Utc::now()));
         self.inner.set.add(WorkerInfo {
             id: id.clone(),
             provider: "local".into(),
@@ -185,8 +178,6 @@ impl LocalFleet {
             started_for: None,
         });
         tracing::info!(worker = %id, %grpc, "local worker started");
-        self.inner
-            .member_started(&id, &grpc, Some(chrono::Utc::now()));
         let inner = Arc::clone(&self.inner);
         self.inner.tracker.spawn(async move {
             let status = child.wait().await;
@@ -229,9 +220,10 @@ impl LocalFleet {
             };
             if self
                 .inner
-                .children
+                .members
                 .lock()
-                .expect("children lock")
+                .expect("members lock")
+                .live
                 .contains_key(&id)
             {
                 continue;
@@ -256,11 +248,7 @@ impl LocalFleet {
             {
                 continue; // draining or stuck: it stops by itself, or the stale threshold acts
             }
-            self.inner
-                .children
-                .lock()
-                .expect("children lock")
-                .insert(id.clone(), entry.pid);
+            self.inner.member_started(&id, entry.pid, &entry.grpc, None);
             self.inner.set.add(WorkerInfo {
                 id: id.clone(),
                 provider: "local".into(),
@@ -268,7 +256,6 @@ impl LocalFleet {
                 started_for: None,
             });
             tracing::info!(worker = %id, grpc = %entry.grpc, "adopted a worker a previous API process left");
-            self.inner.member_started(&id, &entry.grpc, None);
             let inner = Arc::clone(&self.inner);
             let bin = self.inner.config.worker_bin.clone();
             let pid = entry.pid;
@@ -298,36 +285,50 @@ const EXITED_KEPT: usize = 20;
 /// The roster's records: one owner, the fleet's `Inner`.
 #[derive(Debug, Default)]
 struct Members {
-    live: std::collections::BTreeMap<String, Member>,
+    /// By id: the process id, and the worker as the roster shows it.
+    live: std::collections::BTreeMap<String, (u32, Member)>,
     /// Newest first.
     exited: std::collections::VecDeque<Member>,
 }
 
 impl Inner {
     /// A healthy worker joined the fleet (started, or adopted with its start time unknown).
-    fn member_started(&self, id: &str, grpc: &str, at: Option<chrono::DateTime<chrono::Utc>>) {
-        self.members.lock().expect("members lock").live.insert(
-            id.to_owned(),
-            Member {
-                provider: "local".into(),
-                id: id.to_owned(),
-                address: Some(grpc.to_owned()),
-                health: "healthy".into(),
-                last_status: "RUNNING".into(),
-                started_at: at,
-                started_for: None,
-                stopped_reason: None,
-            },
-        );
+    fn member_started(
+        &self,
+        id: &str,
+        pid: u32,
+        grpc: &str,
+        at: Option<chrono::DateTime<chrono::Utc>>,
+    ) {
+        let member = Member {
+            provider: "local".into(),
+            id: id.to_owned(),
+            address: Some(grpc.to_owned()),
+            health: "healthy".into(),
+            last_status: "RUNNING".into(),
+            started_at: at,
+            started_for: None,
+            stopped_reason: None,
+        };
+        self.members
+            .lock()
+            .expect("members lock")
+            .live
+            .insert(id.to_owned(), (pid, member));
     }
 
-    /// A worker that exited, and why: out of the set, the children and the registry.
+    /// The process ids of the live workers.
+    fn pids(&self) -> Vec<u32> {
+        let members = self.members.lock().expect("members lock");
+        members.live.values().map(|(pid, _)| *pid).collect()
+    }
+
+    /// A worker that exited, and why: out of the set, the live workers and the registry.
     fn forget(&self, id: &str, why: String) {
         self.set.drop_worker(id);
-        self.children.lock().expect("children lock").remove(id);
         {
             let mut members = self.members.lock().expect("members lock");
-            if let Some(mut m) = members.live.remove(id) {
+            if let Some((_, mut m)) = members.live.remove(id) {
                 m.last_status = "EXITED".into();
                 m.health = "unknown".into();
                 m.stopped_reason = Some(why);
@@ -406,17 +407,9 @@ impl Provisioner for LocalFleet {
     }
 
     async fn shutdown(&self) {
-        let pids: Vec<u32> = self
-            .inner
-            .children
-            .lock()
-            .expect("children lock")
-            .values()
-            .copied()
-            .collect();
-        for pid in &pids {
+        for pid in self.inner.pids() {
             let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(*pid as i32),
+                nix::unistd::Pid::from_raw(pid as i32),
                 nix::sys::signal::Signal::SIGTERM,
             );
         }
@@ -426,9 +419,9 @@ impl Provisioner for LocalFleet {
             .await
             .is_err()
         {
-            for pid in self.inner.children.lock().expect("children lock").values() {
+            for pid in self.inner.pids() {
                 let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(*pid as i32),
+                    nix::unistd::Pid::from_raw(pid as i32),
                     nix::sys::signal::Signal::SIGKILL,
                 );
             }
@@ -444,6 +437,7 @@ impl Roster for LocalFleet {
         Ok(members
             .live
             .values()
+            .map(|(_, m)| m)
             .chain(members.exited.iter())
             .cloned()
             .collect())
