@@ -46,6 +46,9 @@ pub enum Command {
     /// workflows, unique job ids, the stale scan, the finished-job TTL and the catalog's unique
     /// (dcc, local_id). Needs MONGODB_URI.
     CreateIndexes,
+    /// Print the HTTP API's OpenAPI 3.1 document (what `GET /openapi.json` serves), e.g. to
+    /// generate a client.
+    Openapi,
 }
 
 /// `htsprep-api create-indexes`.

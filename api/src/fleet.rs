@@ -91,7 +91,7 @@ pub struct Gone {
 }
 
 /// One worker (a process, a task) as its fleet sees it, for operators (`GET /fleet`).
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct Member {
     /// `local` or `ecs`.
     pub provider: String,

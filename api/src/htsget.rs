@@ -29,15 +29,79 @@ pub use error::{HtsgetError, Kind};
 pub use query::Endpoint;
 
 use crate::http::AppState;
+use crate::http::data::Accepted;
 use crate::http::data::{
     Prepared, Probe, Target, accepted, is_ready, lookup, prepare, presigned, target,
 };
-use crate::http::error::ApiError;
+use crate::http::error::{ApiError, ErrorBody};
+use crate::http::openapi::FilePath;
 use crate::http::serve::{ArtifactOpener, Opener};
 use crate::upstream::UpstreamOpener;
 use layout::Layout;
 use ticket::{Class, Source};
 
+/// An htsget ticket.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct Ticket {
+    htsget: TicketBody,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct TicketBody {
+    /// `BAM` or `VCF`.
+    #[schema(value_type = String)]
+    format: &'static str,
+    /// Concatenated in order, the parts make the file (or the region's records, whole).
+    urls: Vec<TicketUrl>,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct TicketUrl {
+    /// This server's `/data/...` (or a presigned URL), or a `data:` URI inlining a block.
+    url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    headers: Option<TicketHeaders>,
+    /// `header` or `body`.
+    #[schema(value_type = String)]
+    class: &'static str,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct TicketHeaders {
+    #[serde(rename = "Range")]
+    range: String,
+}
+
+/// The query of an htsget ticket request.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // describes what `query::parse` reads
+pub(crate) struct TicketQuery {
+    /// `BAM` (reads) or `VCF` (variants); CRAM and BCF are refused.
+    format: Option<String>,
+    /// A reference sequence name, or `*` for unplaced unmapped reads.
+    #[param(rename = "referenceName")]
+    reference_name: Option<String>,
+    /// 0-based start (needs `referenceName`).
+    start: Option<u64>,
+    /// 0-based end, excluded.
+    end: Option<u64>,
+    /// `header`: the header only.
+    class: Option<String>,
+}
+
+/// `GET /htsget/reads/{dcc}/{local_id}`: a ticket for a SAM/BAM file (as BAM).
+#[utoipa::path(get, path = "/htsget/reads/{dcc}/{local_id}", tag = "htsget",
+    params(FilePath, TicketQuery),
+    responses(
+        (status = 200, body = Ticket, content_type = "application/vnd.ga4gh.htsget.v1.3.0+json"),
+        (status = 202, description = "Not prepared within the wait: its job", body = Accepted),
+        (status = 400, description = "InvalidInput, InvalidRange, UnsupportedFormat", body = crate::htsget::error::Body),
+        (status = 404, description = "NotFound: no such file, not this endpoint's format, no such reference", body = crate::htsget::error::Body),
+        (status = 429, description = "Too many workflows are being prepared", body = ErrorBody),
+        (status = 502, description = "Preparing the file failed", body = ErrorBody),
+        (status = 503, description = "Shutting down, or storage unavailable", body = ErrorBody),
+    ))]
 pub(crate) async fn reads(
     state: State<AppState>,
     headers: HeaderMap,
@@ -49,6 +113,18 @@ pub(crate) async fn reads(
         .unwrap_or_else(IntoResponse::into_response)
 }
 
+/// `GET /htsget/variants/{dcc}/{local_id}`: a ticket for a VCF file.
+#[utoipa::path(get, path = "/htsget/variants/{dcc}/{local_id}", tag = "htsget",
+    params(FilePath, TicketQuery),
+    responses(
+        (status = 200, body = Ticket, content_type = "application/vnd.ga4gh.htsget.v1.3.0+json"),
+        (status = 202, description = "Not prepared within the wait: its job", body = Accepted),
+        (status = 400, description = "InvalidInput, InvalidRange, UnsupportedFormat", body = crate::htsget::error::Body),
+        (status = 404, description = "NotFound: no such file, not this endpoint's format, no such reference", body = crate::htsget::error::Body),
+        (status = 429, description = "Too many workflows are being prepared", body = ErrorBody),
+        (status = 502, description = "Preparing the file failed", body = ErrorBody),
+        (status = 503, description = "Shutting down, or storage unavailable", body = ErrorBody),
+    ))]
 pub(crate) async fn variants(
     state: State<AppState>,
     headers: HeaderMap,
@@ -60,10 +136,16 @@ pub(crate) async fn variants(
         .unwrap_or_else(IntoResponse::into_response)
 }
 
+/// GA4GH service-info of the reads endpoint.
+#[utoipa::path(get, path = "/htsget/reads/service-info", tag = "htsget",
+    responses((status = 200, description = "`org.ga4gh:htsget:1.3.0`, format BAM", body = Object)))]
 pub(crate) async fn reads_info() -> Response {
     service_info(Endpoint::Reads)
 }
 
+/// GA4GH service-info of the variants endpoint.
+#[utoipa::path(get, path = "/htsget/variants/service-info", tag = "htsget",
+    responses((status = 200, description = "`org.ga4gh:htsget:1.3.0`, format VCF", body = Object)))]
 pub(crate) async fn variants_info() -> Response {
     service_info(Endpoint::Variants)
 }
@@ -186,7 +268,7 @@ async fn answer(
         None => data_url(headers, &file)?,
     };
     let parts = ticket::plan(&layout, &query.select, data.as_ref()).await?;
-    let urls: Vec<serde_json::Value> = parts
+    let urls = parts
         .into_iter()
         .map(|p| {
             let class = match p.class {
@@ -194,24 +276,30 @@ async fn answer(
                 Class::Body => "body",
             };
             match p.source {
-                Source::Range(r) => serde_json::json!({
-                    "url": url,
-                    "headers": {"Range": format!("bytes={}-{}", r.start, r.end - 1)},
-                    "class": class,
-                }),
-                Source::Inline(bytes) => serde_json::json!({
-                    "url": format!(
+                Source::Range(r) => TicketUrl {
+                    url: url.clone(),
+                    headers: Some(TicketHeaders {
+                        range: format!("bytes={}-{}", r.start, r.end - 1),
+                    }),
+                    class,
+                },
+                Source::Inline(bytes) => TicketUrl {
+                    url: format!(
                         "data:application/octet-stream;base64,{}",
                         base64::engine::general_purpose::STANDARD.encode(bytes)
                     ),
-                    "class": class,
-                }),
+                    headers: None,
+                    class,
+                },
             }
         })
         .collect();
-    let mut resp = axum::Json(serde_json::json!({
-        "htsget": {"format": endpoint.format(), "urls": urls}
-    }))
+    let mut resp = axum::Json(Ticket {
+        htsget: TicketBody {
+            format: endpoint.format(),
+            urls,
+        },
+    })
     .into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,

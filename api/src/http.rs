@@ -7,23 +7,49 @@ pub mod error;
 mod files;
 mod fleet;
 pub mod jobs;
+pub mod openapi;
 mod ops;
 pub mod range;
 pub mod serve;
 mod state;
 mod view;
 
-use axum::Router;
 use axum::http::{Method, header};
-use axum::routing::{get, post};
 use tower::Layer;
 use tower_http::cors::{Any, Cors, CorsLayer};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use state::{AppState, FleetView, Shared};
 
+/// Every route with its handler, each described by its `#[utoipa::path]` (the OpenAPI
+/// document is built from this same list).
+fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(data::data, data::data_head))
+        .routes(routes!(data::status))
+        .routes(routes!(data::index, data::index_head))
+        .routes(routes!(jobs::list))
+        .routes(routes!(jobs::get))
+        .routes(routes!(jobs::retry))
+        .routes(routes!(jobs::cancel))
+        .routes(routes!(files::list, files::import))
+        .routes(routes!(files::get, files::delete))
+        .routes(routes!(crate::htsget::reads_info))
+        .routes(routes!(crate::htsget::variants_info))
+        .routes(routes!(crate::htsget::reads))
+        .routes(routes!(crate::htsget::variants))
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::readyz))
+        .routes(routes!(ops::metrics))
+        .routes(routes!(fleet::fleet))
+        .routes(routes!(ops::ui))
+        .routes(routes!(openapi::openapi_json))
+}
+
 /// The whole API: the routes, with CORS around them once (not around each route: a route's
 /// layers are copied for every request).
-pub fn router(state: AppState) -> Cors<Router> {
+pub fn router(state: AppState) -> Cors<axum::Router> {
     let cors = CorsLayer::new()
         .allow_origin(Any)
         .allow_methods([
@@ -51,35 +77,7 @@ pub fn router(state: AppState) -> Cors<Router> {
             header::LAST_MODIFIED,
         ])
         .max_age(std::time::Duration::from_secs(86_400));
-    let routes = Router::new()
-        .route("/data/{dcc}/{local_id}", get(data::data))
-        .route("/data/{dcc}/{local_id}/status", get(data::status))
-        .route("/index/{dcc}/{local_id}", get(data::index))
-        .route("/jobs", get(jobs::list))
-        .route("/jobs/{job_id}", get(jobs::get))
-        .route("/jobs/{job_id}/retry", post(jobs::retry))
-        .route("/jobs/{job_id}/cancel", post(jobs::cancel))
-        .route("/files", get(files::list).post(files::import))
-        .route(
-            "/files/{dcc}/{local_id}",
-            get(files::get).delete(files::delete),
-        )
-        .route("/htsget/reads/service-info", get(crate::htsget::reads_info))
-        .route(
-            "/htsget/variants/service-info",
-            get(crate::htsget::variants_info),
-        )
-        .route("/htsget/reads/{dcc}/{local_id}", get(crate::htsget::reads))
-        .route(
-            "/htsget/variants/{dcc}/{local_id}",
-            get(crate::htsget::variants),
-        )
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
-        .route("/fleet", get(fleet::fleet))
-        .route("/ui", get(ops::ui))
-        .fallback(ops::not_found)
-        .with_state(state);
+    let (routes, _) = routes().split_for_parts();
+    let routes = routes.fallback(ops::not_found).with_state(state);
     cors.layer(routes)
 }

@@ -32,6 +32,12 @@ fn main() -> std::process::ExitCode {
 async fn real_main() -> std::process::ExitCode {
     htsprep_shared::process::init_logging();
     let cli = Cli::parse();
+    if let Command::Openapi = cli.command {
+        // Needs no configuration.
+        let doc = htsprep_api::http::openapi::document();
+        println!("{}", doc.to_pretty_json().expect("the document serializes"));
+        return std::process::ExitCode::SUCCESS;
+    }
     let config = match Config::from_env() {
         Ok(c) => c,
         Err(e) => {
@@ -46,6 +52,7 @@ async fn real_main() -> std::process::ExitCode {
         Command::Prepare(cmd) => cmd.run(&config).await,
         Command::Fleet(cmd) => cmd.run(&config).await,
         Command::CreateIndexes => htsprep_api::cli::create_indexes(&config).await,
+        Command::Openapi => unreachable!("answered above"),
     };
     match result {
         Ok(code) => std::process::ExitCode::from(code as u8),

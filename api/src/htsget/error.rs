@@ -42,6 +42,23 @@ impl Kind {
     }
 }
 
+/// htsget's error body.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[schema(as = HtsgetError)]
+pub struct Body {
+    htsget: Detail,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[schema(as = HtsgetErrorDetail)]
+pub struct Detail {
+    /// `InvalidAuthentication`, `PermissionDenied`, `NotFound`, `UnsupportedFormat`,
+    /// `InvalidInput` or `InvalidRange`.
+    #[schema(value_type = String)]
+    error: &'static str,
+    message: String,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum HtsgetError {
     #[error("{message}")]
@@ -77,9 +94,12 @@ impl IntoResponse for HtsgetError {
         match self {
             HtsgetError::Spec { kind, message } => (
                 kind.status(),
-                axum::Json(serde_json::json!({
-                    "htsget": {"error": kind.name(), "message": message}
-                })),
+                axum::Json(Body {
+                    htsget: Detail {
+                        error: kind.name(),
+                        message,
+                    },
+                }),
             )
                 .into_response(),
             HtsgetError::Api(e) => e.into_response(),

@@ -12,14 +12,15 @@ use axum::response::{IntoResponse, Response};
 use futures::FutureExt;
 use htsprep_shared::artifacts::{ArtifactKey, ArtifactStore};
 use htsprep_shared::domain::{
-    AccessUrl, ArtifactKind, FileRecord, Format, Ident, JobRecord, JobStatus, Processor,
+    AccessUrl, ArtifactKind, FileRecord, Format, Ident, JobRecord, JobStatus, Processor, Progress,
     SidecarKind,
 };
 use htsprep_shared::error::Cause;
 use htsprep_shared::jobstore::ClaimOutcome;
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
+use super::openapi::FilePath;
 use super::serve::{ArtifactOpener, serve};
 use super::view::{JobView, one_line};
 use crate::executor::{Ensured, ExecError};
@@ -108,54 +109,165 @@ pub(crate) async fn lookup(
     Ok(state.catalog.get(&dcc, &local_id).await?)
 }
 
-pub(crate) async fn data(
-    State(state): State<AppState>,
-    method: Method,
-    headers: HeaderMap,
-    Path((dcc, local_id)): Path<(String, String)>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Response, ApiError> {
-    handle(
-        &state,
-        &method,
-        &headers,
-        &dcc,
-        &local_id,
-        &q,
-        ArtifactKind::Data,
-    )
-    .await
+/// The query the serving endpoints read.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // describes what `parse_query` reads
+pub(crate) struct ServeParams {
+    /// Hold the request up to this many seconds (at most `HTSPREP_MAX_WAIT_SECONDS`) while a
+    /// cold file is prepared, then serve it.
+    wait: Option<u64>,
+    /// The upstream source bytes (on `/index`, the upstream sidecar only).
+    raw: Option<bool>,
 }
 
-pub(crate) async fn index(
-    State(state): State<AppState>,
+/// What a serving endpoint reads from its request.
+pub(crate) struct ServeRequest {
     method: Method,
     headers: HeaderMap,
-    Path((dcc, local_id)): Path<(String, String)>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Response, ApiError> {
-    handle(
-        &state,
-        &method,
-        &headers,
-        &dcc,
-        &local_id,
-        &q,
-        ArtifactKind::Index,
-    )
-    .await
+    dcc: String,
+    local_id: String,
+    query: HashMap<String, String>,
 }
+
+impl axum::extract::FromRequestParts<AppState> for ServeRequest {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, Response> {
+        let Path((dcc, local_id)) = Path::<(String, String)>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let Query(query) = Query::<HashMap<String, String>>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(Self {
+            method: parts.method.clone(),
+            headers: parts.headers.clone(),
+            dcc,
+            local_id,
+            query,
+        })
+    }
+}
+
+/// The answers of `GET /data` and `GET /index`.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // describes what `handle` answers
+pub(crate) enum GetAnswer {
+    /// The whole artifact (no `Range`, a `Range` of another unit, or parts that would weigh
+    /// more than the whole).
+    #[response(status = 200, content_type = "application/octet-stream")]
+    Whole,
+    /// The range asked for (`Content-Range`), or several as `multipart/byteranges`.
+    #[response(status = 206, content_type = "application/octet-stream")]
+    Partial,
+    /// Not prepared yet: its job (`Location: /jobs/{id}`, `Retry-After`).
+    #[response(status = 202)]
+    Pending(Accepted),
+    /// With `HTSPREP_S3_REDIRECT`: a presigned S3 URL (`Location`); the `Range` follows it.
+    #[response(status = 307)]
+    Redirect,
+    /// A malformed byte range or query, or a bad identifier.
+    #[response(status = 400)]
+    BadRequest(ErrorBody),
+    /// No such file in the catalog (or, for an index, the format has none).
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+    /// No range satisfiable (`Content-Range: bytes */N`).
+    #[response(status = 416)]
+    NotSatisfiable(ErrorBody),
+    /// Too many workflows are being prepared (`Retry-After`).
+    #[response(status = 429)]
+    TooBusy(ErrorBody),
+    /// Preparing the file failed (its job's id and error), or the upstream source failed.
+    #[response(status = 502)]
+    Failed(ErrorBody),
+    /// Shutting down, or storage unavailable (`Retry-After`).
+    #[response(status = 503)]
+    Unavailable(ErrorBody),
+}
+
+/// The answers of `HEAD /data` and `HEAD /index`: never starts work.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // describes what `handle` answers
+pub(crate) enum HeadAnswer {
+    /// The headers of the ready artifact (`Content-Length`, `ETag`, `Accept-Ranges`).
+    #[response(status = 200)]
+    Whole,
+    /// The headers of the range asked for.
+    #[response(status = 206)]
+    Partial,
+    /// With `HTSPREP_S3_REDIRECT`: a presigned S3 URL.
+    #[response(status = 307)]
+    Redirect,
+    /// A malformed byte range or query, or a bad identifier.
+    #[response(status = 400)]
+    BadRequest(ErrorBody),
+    /// No such file, or not prepared yet.
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+    /// No range satisfiable.
+    #[response(status = 416)]
+    NotSatisfiable(ErrorBody),
+}
+
+/// `GET /data/{dcc}/{local_id}`: the prepared artifact (BAM, BGZF VCF/GFF3/BED, or a
+/// passthrough source) by range; the cold path for a file not prepared yet.
+#[utoipa::path(get, path = "/data/{dcc}/{local_id}", tag = "data",
+    params(FilePath, ServeParams, ("Range" = Option<String>, Header, description = RANGE)),
+    responses(GetAnswer))]
+pub(crate) async fn data(
+    State(state): State<AppState>,
+    r: ServeRequest,
+) -> Result<Response, ApiError> {
+    handle(&state, &r, ArtifactKind::Data).await
+}
+
+/// `HEAD /data/{dcc}/{local_id}`: the headers of a ready artifact.
+#[utoipa::path(head, path = "/data/{dcc}/{local_id}", tag = "data",
+    params(FilePath, ServeParams, ("Range" = Option<String>, Header, description = RANGE)),
+    responses(HeadAnswer))]
+pub(crate) async fn data_head(
+    State(state): State<AppState>,
+    r: ServeRequest,
+) -> Result<Response, ApiError> {
+    handle(&state, &r, ArtifactKind::Data).await
+}
+
+/// `GET /index/{dcc}/{local_id}`: the artifact's index (BAI, TBI or CSI), the same way.
+#[utoipa::path(get, path = "/index/{dcc}/{local_id}", tag = "data",
+    params(FilePath, ServeParams, ("Range" = Option<String>, Header, description = RANGE)),
+    responses(GetAnswer))]
+pub(crate) async fn index(
+    State(state): State<AppState>,
+    r: ServeRequest,
+) -> Result<Response, ApiError> {
+    handle(&state, &r, ArtifactKind::Index).await
+}
+
+/// `HEAD /index/{dcc}/{local_id}`: the headers of a ready index.
+#[utoipa::path(head, path = "/index/{dcc}/{local_id}", tag = "data",
+    params(FilePath, ServeParams, ("Range" = Option<String>, Header, description = RANGE)),
+    responses(HeadAnswer))]
+pub(crate) async fn index_head(
+    State(state): State<AppState>,
+    r: ServeRequest,
+) -> Result<Response, ApiError> {
+    handle(&state, &r, ArtifactKind::Index).await
+}
+
+const RANGE: &str = "`bytes=a-b`, `bytes=a-`, `bytes=-n`, or several comma-separated (at most 32)";
 
 async fn handle(
     state: &AppState,
-    method: &Method,
-    headers: &HeaderMap,
-    dcc: &str,
-    local_id: &str,
-    q: &HashMap<String, String>,
+    r: &ServeRequest,
     kind: ArtifactKind,
 ) -> Result<Response, ApiError> {
-    let q = parse_query(q, state.executor.settings().max_wait)?;
+    let (method, headers, dcc, local_id) = (&r.method, &r.headers, &r.dcc, &r.local_id);
+    let q = parse_query(&r.query, state.executor.settings().max_wait)?;
     let file = lookup(state, dcc, local_id).await?;
     if q.raw {
         let url = match kind {
@@ -339,15 +451,26 @@ fn count(state: &AppState, method: &Method, resp: &Result<Response, ApiError>) {
     };
 }
 
+/// The `202` body of a file being prepared.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct Accepted {
+    job_id: String,
+    status: JobStatus,
+    attempt: u32,
+    progress: Option<Progress>,
+    /// Where to poll: `/jobs/{job_id}`.
+    location: String,
+}
+
 pub(crate) fn accepted(job: JobView) -> Response {
     let location = job.location.clone();
-    let body = serde_json::json!({
-        "job_id": job.job_id,
-        "status": job.status,
-        "attempt": job.attempt,
-        "progress": job.progress,
-        "location": location,
-    });
+    let body = Accepted {
+        job_id: job.job_id,
+        status: job.status,
+        attempt: job.attempt,
+        progress: job.progress,
+        location: location.clone(),
+    };
     let mut resp = (StatusCode::ACCEPTED, axum::Json(body)).into_response();
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&location) {
@@ -461,6 +584,26 @@ fn failed(file: &FileRecord, job: &JobRecord) -> ApiError {
     }
 }
 
+/// The body of `/data/{dcc}/{local_id}/status`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct FileStatus {
+    dcc: Ident,
+    local_id: Ident,
+    format: Format,
+    /// Whether its artifacts are published (a passthrough file always is).
+    ready: bool,
+    /// Its active job, if one runs.
+    job: Option<JobView>,
+}
+
+/// `GET /data/{dcc}/{local_id}/status`: whether a file is ready, and its active job.
+#[utoipa::path(get, path = "/data/{dcc}/{local_id}/status", tag = "data", params(FilePath),
+    responses(
+        (status = 200, body = FileStatus),
+        (status = 400, description = "A bad identifier", body = ErrorBody),
+        (status = 404, description = "No such file", body = ErrorBody),
+        (status = 503, description = "Storage unavailable", body = ErrorBody),
+    ))]
 pub(crate) async fn status(
     State(state): State<AppState>,
     Path((dcc, local_id)): Path<(String, String)>,
@@ -475,12 +618,12 @@ pub(crate) async fn status(
             (ready, active)
         }
     };
-    Ok(axum::Json(serde_json::json!({
-        "dcc": file.dcc,
-        "local_id": file.local_id,
-        "format": file.format,
-        "ready": ready,
-        "job": active,
-    }))
+    Ok(axum::Json(FileStatus {
+        dcc: file.dcc,
+        local_id: file.local_id,
+        format: file.format,
+        ready,
+        job: active,
+    })
     .into_response())
 }

@@ -81,6 +81,34 @@ impl ApiError {
     }
 }
 
+/// The body of every error answer (htsget's endpoints answer in htsget's own form).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// A stable code: `bad_request`, `not_found`, `not_ready`, `conflict`,
+    /// `range_not_satisfiable`, `unauthorized`, `admin_disabled`, `too_busy`, `draining`,
+    /// `upstream_error`, `job_failed`, `unsupported`, `unavailable`, `internal`.
+    #[schema(value_type = String)]
+    pub error: &'static str,
+    /// What happened, in words a user can act on.
+    pub message: String,
+    /// For `job_failed`: the job that failed, and where to read it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+}
+
+/// The refusals of an admin endpoint, for the OpenAPI document.
+#[derive(utoipa::IntoResponses)]
+pub enum AdminRefusal {
+    /// No or a wrong admin token (`WWW-Authenticate: Bearer`).
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// Admin endpoints are off: `HTSPREP_ADMIN_TOKEN` is not set.
+    #[response(status = 403)]
+    Disabled(ErrorBody),
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
@@ -91,11 +119,16 @@ impl IntoResponse for ApiError {
             ApiError::Upstream(detail) => tracing::warn!(%status, detail, "upstream failed"),
             _ => {}
         }
-        let mut body = serde_json::json!({"error": self.code(), "message": self.to_string()});
-        if let ApiError::JobFailed { job_id, .. } = &self {
-            body["job_id"] = serde_json::json!(job_id);
-            body["location"] = serde_json::json!(format!("/jobs/{job_id}"));
-        }
+        let job_id = match &self {
+            ApiError::JobFailed { job_id, .. } => Some(job_id.clone()),
+            _ => None,
+        };
+        let body = ErrorBody {
+            error: self.code(),
+            message: self.to_string(),
+            location: job_id.as_ref().map(|id| format!("/jobs/{id}")),
+            job_id,
+        };
         let mut resp = (status, axum::Json(body)).into_response();
         let headers = resp.headers_mut();
         match &self {

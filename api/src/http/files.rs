@@ -6,18 +6,49 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use htsprep_shared::catalog::{CatalogQuery, import_manifest};
-use htsprep_shared::domain::Ident;
+use htsprep_shared::catalog::{CatalogQuery, ImportReport, import_manifest};
+use htsprep_shared::domain::{FileRecord, Ident};
 
 use super::AppState;
 use super::admin::{Admin, Viewer};
-use super::error::{ApiError, page_limit};
+use super::error::{AdminRefusal, ApiError, ErrorBody, page_limit};
+use super::openapi::FilePath;
 use super::view::file_view;
 
 fn ident(field: &str, v: &str) -> Result<Ident, ApiError> {
     Ident::parse(v).map_err(|e| ApiError::BadRequest(format!("{field}: {e}")))
 }
 
+/// A page of the catalog.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct FilePage {
+    files: Vec<FileRecord>,
+    /// The cursor of the next page (`?after=DCC/LOCAL_ID`), if there is one.
+    next: Option<String>,
+}
+
+/// The query of `GET /files`.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // describes what `list` reads
+pub(crate) struct FileQuery {
+    /// Only this DCC's files.
+    dcc: Option<String>,
+    /// Files per page.
+    limit: Option<usize>,
+    /// `DCC/LOCAL_ID` of the previous page's last file.
+    after: Option<String>,
+}
+
+/// `GET /files`: the catalog (source URLs without query strings or passwords unless the admin
+/// token is sent).
+#[utoipa::path(get, path = "/files", tag = "files", params(FileQuery),
+    security((), ("admin" = [])),
+    responses(
+        (status = 200, body = FilePage),
+        (status = 400, description = "A bad DCC, limit or cursor", body = ErrorBody),
+        (status = 401, description = "A wrong admin token", body = ErrorBody),
+    ))]
 pub(crate) async fn list(
     State(state): State<AppState>,
     viewer: Viewer,
@@ -44,9 +75,18 @@ pub(crate) async fn list(
         .into_iter()
         .map(|f| file_view(f, viewer))
         .collect();
-    Ok(axum::Json(serde_json::json!({"files": files, "next": next})).into_response())
+    Ok(axum::Json(FilePage { files, next }).into_response())
 }
 
+/// `GET /files/{dcc}/{local_id}`: one catalog file.
+#[utoipa::path(get, path = "/files/{dcc}/{local_id}", tag = "files", params(FilePath),
+    security((), ("admin" = [])),
+    responses(
+        (status = 200, body = FileRecord),
+        (status = 400, description = "A bad identifier", body = ErrorBody),
+        (status = 401, description = "A wrong admin token", body = ErrorBody),
+        (status = 404, description = "Not registered", body = ErrorBody),
+    ))]
 pub(crate) async fn get(
     State(state): State<AppState>,
     viewer: Viewer,
@@ -62,6 +102,17 @@ pub(crate) async fn get(
 /// Registers files from a JSON Lines body (one record per line). Bad rows are reported with
 /// their line number; good rows are imported. 422 if any row was rejected. The token is checked
 /// before the body is read.
+/// `POST /files` (admin): register files from a JSON Lines body, one file per line.
+#[utoipa::path(post, path = "/files", tag = "files",
+    security(("admin" = [])),
+    request_body(content = FileRecord, content_type = "application/x-ndjson",
+        description = "JSON Lines: one file per line (`dcc`, `local_id`, `md5`, `size`, `format`, `access_url`, optional `sidecars`)"),
+    responses(
+        (status = 200, description = "Every row registered", body = ImportReport),
+        (status = 422, description = "Some rows were refused (the others registered): each by line", body = ImportReport),
+        (status = 400, description = "The body is not JSON Lines", body = ErrorBody),
+        AdminRefusal,
+    ))]
 pub(crate) async fn import(
     State(state): State<AppState>,
     _: Admin,
@@ -78,23 +129,18 @@ pub(crate) async fn import(
     } else {
         StatusCode::UNPROCESSABLE_ENTITY
     };
-    let rejected: Vec<_> = report
-        .rejected
-        .iter()
-        .map(|r| serde_json::json!({"line": r.line, "reason": r.reason}))
-        .collect();
-    Ok((
-        status,
-        axum::Json(serde_json::json!({
-            "inserted": report.inserted,
-            "updated": report.updated,
-            "unchanged": report.unchanged,
-            "rejected": rejected,
-        })),
-    )
-        .into_response())
+    Ok((status, axum::Json(report)).into_response())
 }
 
+/// `DELETE /files/{dcc}/{local_id}` (admin): remove a file from the catalog.
+#[utoipa::path(delete, path = "/files/{dcc}/{local_id}", tag = "files", params(FilePath),
+    security(("admin" = [])),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 400, description = "A bad identifier", body = ErrorBody),
+        AdminRefusal,
+        (status = 404, description = "Not registered", body = ErrorBody),
+    ))]
 pub(crate) async fn delete(
     State(state): State<AppState>,
     _: Admin,

@@ -11,7 +11,7 @@ use htsprep_shared::jobstore::ListQuery;
 
 use super::AppState;
 use super::admin::Admin;
-use super::error::ApiError;
+use super::error::{AdminRefusal, ApiError, ErrorBody};
 use crate::fleet::Member;
 
 /// How many of the latest jobs are looked at for when an idle worker ran its last one.
@@ -33,12 +33,29 @@ fn worker_of(job: &JobRecord) -> Option<&str> {
     job.worker.as_ref().map(|w| w.resource_id.as_str())
 }
 
+/// The body of `GET /fleet`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct Fleet {
+    /// `local` or `ecs`.
+    #[schema(value_type = String)]
+    provider: &'static str,
+    max_workers: usize,
+    workers: Vec<FleetWorker>,
+}
+
+/// A member of the fleet with its jobs and idle time.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct FleetWorker {
+    #[serde(flatten)]
+    member: Member,
+    /// The jobs it runs now.
+    jobs: Vec<String>,
+    /// Since when it runs none (its last job's end, or its start); null while busy or stopped.
+    idle_since: Option<chrono::DateTime<chrono::Utc>>,
+}
+
 /// A member with its jobs and idle time.
-fn entry(
-    m: Member,
-    running: &HashMap<&str, Vec<String>>,
-    recent: &[JobRecord],
-) -> serde_json::Value {
+fn entry(m: Member, running: &HashMap<&str, Vec<String>>, recent: &[JobRecord]) -> FleetWorker {
     let jobs = running.get(m.id.as_str()).cloned().unwrap_or_default();
     // Idle since its last job ended (or it started), while it runs none.
     let idle_since = (jobs.is_empty() && m.stopped_reason.is_none()).then(|| {
@@ -48,12 +65,19 @@ fn entry(
             .find_map(|j| j.finished_at)
             .or(m.started_at)
     });
-    let mut v = serde_json::to_value(&m).expect("a member serializes");
-    v["jobs"] = serde_json::json!(jobs);
-    v["idle_since"] = serde_json::json!(idle_since.flatten());
-    v
+    FleetWorker {
+        member: m,
+        jobs,
+        idle_since: idle_since.flatten(),
+    }
 }
 
+/// `GET /fleet` (admin): every worker or task, what it runs, and why the recent ones stopped.
+#[utoipa::path(get, path = "/fleet", tag = "operations", security(("admin" = [])), responses(
+    (status = 200, body = Fleet),
+    AdminRefusal,
+    (status = 503, description = "The fleet or the job store does not answer", body = ErrorBody),
+))]
 pub(crate) async fn fleet(State(state): State<AppState>, _: Admin) -> Result<Response, ApiError> {
     let members = state
         .fleet
@@ -69,14 +93,14 @@ pub(crate) async fn fleet(State(state): State<AppState>, _: Admin) -> Result<Res
             running.entry(w).or_default().push(job.job_id.to_string());
         }
     }
-    let workers: Vec<serde_json::Value> = members
+    let workers = members
         .into_iter()
         .map(|m| entry(m, &running, &recent))
         .collect();
-    Ok(axum::Json(serde_json::json!({
-        "provider": state.fleet.provider,
-        "max_workers": state.fleet.max_workers,
-        "workers": workers,
-    }))
+    Ok(axum::Json(Fleet {
+        provider: state.fleet.provider,
+        max_workers: state.fleet.max_workers,
+        workers,
+    })
     .into_response())
 }

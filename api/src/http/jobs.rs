@@ -12,7 +12,8 @@ use htsprep_shared::jobstore::{JobStoreExt, ListQuery, PageCursor};
 use super::AppState;
 use super::admin::{Admin, Viewer};
 use super::data::exec_error;
-use super::error::{ApiError, page_limit};
+use super::error::{AdminRefusal, ApiError, ErrorBody, page_limit};
+use super::openapi::JobPath;
 use super::view::JobView;
 use crate::executor::Ensured;
 
@@ -22,6 +23,15 @@ fn parse_id(job_id: &str) -> Result<JobId, ApiError> {
 
 /// The operator's view with the admin token; otherwise the public one (status, stages,
 /// progress, a one-line error).
+/// `GET /jobs/{job_id}`: a job (the admin's view with the token).
+#[utoipa::path(get, path = "/jobs/{job_id}", tag = "jobs", params(JobPath),
+    security((), ("admin" = [])),
+    responses(
+        (status = 200, body = JobView),
+        (status = 400, description = "Not a job id", body = ErrorBody),
+        (status = 401, description = "A wrong admin token (none: the public view)", body = ErrorBody),
+        (status = 404, description = "No such job", body = ErrorBody),
+    ))]
 pub(crate) async fn get(
     State(state): State<AppState>,
     viewer: Viewer,
@@ -33,6 +43,17 @@ pub(crate) async fn get(
 
 /// Retries a failed job: its failure stops standing for the file, and the file is prepared
 /// again at once (`202` with the new job, or `200` if it is already prepared).
+/// `POST /jobs/{job_id}/retry` (admin): a failed job's failure stops standing; the file is
+/// prepared again at once.
+#[utoipa::path(post, path = "/jobs/{job_id}/retry", tag = "jobs", params(JobPath),
+    security(("admin" = [])),
+    responses(
+        (status = 202, description = "The new job (`Location`)", body = JobView),
+        (status = 200, description = "The file was prepared meanwhile: `{\"ready\": true}`"),
+        AdminRefusal,
+        (status = 404, description = "No such job", body = ErrorBody),
+        (status = 409, description = "The job did not fail", body = ErrorBody),
+    ))]
 pub(crate) async fn retry(
     State(state): State<AppState>,
     _: Admin,
@@ -55,6 +76,15 @@ pub(crate) async fn retry(
 
 /// Stops an active job: it fails as cancelled, and its worker stops the running stage at its
 /// next heartbeat.
+/// `POST /jobs/{job_id}/cancel` (admin): a pending or running job fails as cancelled.
+#[utoipa::path(post, path = "/jobs/{job_id}/cancel", tag = "jobs", params(JobPath),
+    security(("admin" = [])),
+    responses(
+        (status = 200, description = "The cancelled job", body = JobView),
+        AdminRefusal,
+        (status = 404, description = "No such job", body = ErrorBody),
+        (status = 409, description = "The job is not active", body = ErrorBody),
+    ))]
 pub(crate) async fn cancel(
     State(state): State<AppState>,
     _: Admin,
@@ -67,6 +97,35 @@ pub(crate) async fn cancel(
 /// The failure of a cancelled job.
 pub const CANCELLED: &str = "cancelled by an operator";
 
+/// A page of jobs, newest first.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct JobPage {
+    jobs: Vec<JobView>,
+    /// The cursor of the next page (`?after=`), if there is one.
+    next: Option<String>,
+}
+
+/// The query of `GET /jobs`.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // describes what `list` reads
+pub(crate) struct JobQuery {
+    /// `pending`, `running`, `completed` or `failed`.
+    status: Option<JobStatus>,
+    /// Jobs per page.
+    limit: Option<usize>,
+    /// The `next` cursor of the previous page.
+    after: Option<String>,
+}
+
+/// `GET /jobs` (admin): jobs, newest first, a page at a time.
+#[utoipa::path(get, path = "/jobs", tag = "jobs", params(JobQuery),
+    security(("admin" = [])),
+    responses(
+        (status = 200, body = JobPage),
+        (status = 400, description = "A bad status, limit or cursor", body = ErrorBody),
+        AdminRefusal,
+    ))]
 pub(crate) async fn list(
     State(state): State<AppState>,
     _: Admin,
@@ -96,8 +155,9 @@ pub(crate) async fn list(
         })
         .await?;
     let jobs: Vec<JobView> = page.jobs.into_iter().map(JobView::from).collect();
-    Ok(
-        axum::Json(serde_json::json!({"jobs": jobs, "next": page.next.map(|c| c.encode())}))
-            .into_response(),
-    )
+    Ok(axum::Json(JobPage {
+        jobs,
+        next: page.next.map(|c| c.encode()),
+    })
+    .into_response())
 }

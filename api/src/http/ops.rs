@@ -10,13 +10,27 @@ use htsprep_shared::jobstore::ListQuery;
 
 use super::AppState;
 use super::admin::Admin;
-use super::error::ApiError;
+use super::error::{AdminRefusal, ApiError, ErrorBody};
 
-pub(crate) async fn healthz() -> Response {
-    axum::Json(serde_json::json!({"status": "ok"})).into_response()
+/// The body of `/healthz` and `/readyz`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct Health {
+    /// `ok` (alive) or `ready`.
+    #[schema(value_type = String)]
+    status: &'static str,
 }
 
-/// Ready when the stores answer and the API is not draining.
+/// `GET /healthz`: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
+pub(crate) async fn healthz() -> Response {
+    axum::Json(Health { status: "ok" }).into_response()
+}
+
+/// `GET /readyz`: ready when the stores answer and the API is not draining.
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses(
+    (status = 200, body = Health),
+    (status = 503, description = "Draining, or a store does not answer (`Retry-After`)", body = ErrorBody),
+))]
 pub(crate) async fn readyz(State(state): State<AppState>) -> Result<Response, ApiError> {
     if state.executor.is_draining() {
         return Err(ApiError::Draining {
@@ -37,10 +51,14 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Result<Response, Ap
             ..Default::default()
         })
         .await?;
-    Ok(axum::Json(serde_json::json!({"status": "ready"})).into_response())
+    Ok(axum::Json(Health { status: "ready" }).into_response())
 }
 
-/// Prometheus text format.
+/// `GET /metrics` (admin): the counters, in Prometheus text format.
+#[utoipa::path(get, path = "/metrics", tag = "operations", security(("admin" = [])), responses(
+    (status = 200, description = "Prometheus text exposition format 0.0.4", content_type = "text/plain"),
+    AdminRefusal,
+))]
 pub(crate) async fn metrics(State(state): State<AppState>, _: Admin) -> Result<Response, ApiError> {
     let m = &state.metrics;
     let e = state.executor.stats();
@@ -104,10 +122,15 @@ pub(crate) async fn metrics(State(state): State<AppState>, _: Admin) -> Result<R
 pub(crate) async fn not_found(uri: Uri) -> Response {
     (
         StatusCode::NOT_FOUND,
-        axum::Json(serde_json::json!({
-            "error": "not_found",
-            "message": format!("no route for {}; see /data/{{dcc}}/{{local_id}}, /index/..., /jobs/{{id}}, /files", uri.path()),
-        })),
+        axum::Json(ErrorBody {
+            error: "not_found",
+            message: format!(
+                "no route for {}; see /openapi.json (/data/{{dcc}}/{{local_id}}, /index/..., /jobs/{{id}}, /files)",
+                uri.path()
+            ),
+            job_id: None,
+            location: None,
+        }),
     )
         .into_response()
 }
@@ -115,6 +138,9 @@ pub(crate) async fn not_found(uri: Uri) -> Response {
 /// `GET /ui`: the operators' dashboard (jobs with filters, a job's timeline with stage
 /// durations, the fleet, the counters), one page with no build step. The page is public; what
 /// it shows is read with the admin token the operator enters.
+#[utoipa::path(get, path = "/ui", tag = "operations", responses(
+    (status = 200, description = "The dashboard page", content_type = "text/html"),
+))]
 pub(crate) async fn ui() -> Response {
     let mut resp = axum::response::Html(include_str!("ui.html")).into_response();
     let h = resp.headers_mut();

@@ -14,7 +14,8 @@ use serde::Serialize;
 
 use super::admin::Viewer;
 
-#[derive(Serialize)]
+/// A job as the API shows it (the admin sees the worker, the events and the whole error).
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct JobView {
     pub job_id: String,
     pub status: JobStatus,

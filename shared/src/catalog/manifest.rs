@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
 use super::{Catalog, CatalogError, PutOutcome};
@@ -23,7 +23,7 @@ struct Row {
     sidecars: BTreeMap<String, String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct RowError {
     /// 1-based line number in the manifest.
     pub line: usize,
@@ -36,7 +36,8 @@ impl std::fmt::Display for RowError {
     }
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// What an import did; `rejected` names each refused row by line.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ImportReport {
     pub inserted: usize,
     pub updated: usize,

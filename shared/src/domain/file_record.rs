@@ -9,7 +9,7 @@ use url::Url;
 use super::{Format, Ident, Md5};
 
 /// One registered source file.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FileRecord {
     pub dcc: Ident,
     pub local_id: Ident,
@@ -23,7 +23,19 @@ pub struct FileRecord {
 }
 
 /// The kind of an upstream index file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum SidecarKind {
     Bai,
@@ -50,8 +62,9 @@ impl SidecarKind {
 
 /// Where a source can be fetched from: `https://`, `drs://`, `s3://` or `file://` (absolute path).
 /// Plain `http://` is accepted only for loopback hosts, for local development and tests.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(try_from = "String", into = "String")]
+#[schema(value_type = String, format = "uri")]
 pub struct AccessUrl(Url);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -98,6 +98,18 @@ impl Format {
     }
 }
 
+/// In the API's OpenAPI document: one of the names `Format::parse` reads.
+impl utoipa::PartialSchema for Format {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some(Format::ALL.iter().map(|f| f.name())))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Format {}
+
 impl TryFrom<String> for Format {
     type Error = FormatError;
     fn try_from(s: String) -> Result<Self, Self::Error> {

@@ -10,8 +10,11 @@ const MAX_LEN: usize = 256;
 ///
 /// Identifiers become path segments of artifact keys, so the two dot-only names that mean
 /// something to a filesystem are refused even though the character class allows them.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(try_from = "String", into = "String")]
+#[schema(value_type = String)]
 pub struct Ident(String);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

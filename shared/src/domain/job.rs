@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 use super::Ident;
 
 /// A job identifier: a UUIDv7, so ids sort roughly by submission time.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(transparent)]
 pub struct JobId(String);
 
@@ -67,7 +69,7 @@ impl Default for Lease {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum JobStatus {
     Pending,
@@ -105,7 +107,19 @@ impl fmt::Display for JobStatus {
 }
 
 /// What a job produces.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum ArtifactKind {
     /// The served data file (sorted BAM, BGZF VCF/GFF/BED).
@@ -124,7 +138,7 @@ impl ArtifactKind {
 }
 
 /// The worker that runs (or ran) a job.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WorkerRef {
     /// `local` or `ecs`.
     pub provider: String,
@@ -134,7 +148,7 @@ pub struct WorkerRef {
     pub address: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Progress {
     /// The stage being run.
     pub stage: String,
@@ -146,16 +160,17 @@ pub struct Progress {
 }
 
 /// A finished stage and the artifact it published, if any.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StageDone {
     pub stage: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<String>>, min_items = 2, max_items = 2)]
     pub artifact: Option<(ArtifactKind, String)>,
     pub finished_at: DateTime<Utc>,
 }
 
 /// Why a job failed, in terms a user can act on.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobFailure {
     pub message: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -184,7 +199,7 @@ impl JobFailure {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum EventKind {
     Claimed,
@@ -229,7 +244,7 @@ pub enum EventKind {
 }
 
 /// One entry of a job's timeline.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobEvent {
     pub at: DateTime<Utc>,
     pub attempt: u32,
