@@ -99,6 +99,9 @@ pub struct FleetSettings {
     pub jobs_per_worker: usize,
     /// `HTSPREP_WORKER_IDLE_SECONDS`: an idle worker stops after this long (default 120).
     pub idle_timeout: Duration,
+    /// `HTSPREP_MIN_IDLE_WORKERS`: idle workers kept ready for cold jobs, within the maximum
+    /// (default 0: workers start when jobs come).
+    pub min_idle: usize,
     /// `HTSPREP_LOCAL_WORKER_NICE`: the CPU niceness local worker processes (and their stages)
     /// run at, 0-19 (default 10): on a machine shared with the API, requests are answered first
     /// and the preparation takes the rest.
@@ -121,6 +124,7 @@ impl fmt::Debug for FleetSettings {
             .field("max_workers", &self.max_workers)
             .field("jobs_per_worker", &self.jobs_per_worker)
             .field("idle_timeout", &self.idle_timeout)
+            .field("min_idle", &self.min_idle)
             .field("local_nice", &self.local_nice)
             .field("heartbeat", &self.heartbeat)
             .field("token", &"<redacted>")
@@ -244,6 +248,7 @@ impl Config {
             max_workers: env.count("HTSPREP_MAX_WORKERS", 2),
             jobs_per_worker: env.count("HTSPREP_WORKER_JOBS", 2),
             idle_timeout: env.seconds("HTSPREP_WORKER_IDLE_SECONDS", secs(120)),
+            min_idle: env.parse("HTSPREP_MIN_IDLE_WORKERS", 0, "a number of workers"),
             local_nice,
             heartbeat: env.seconds("HTSPREP_HEARTBEAT_SECONDS", secs(10)),
             token: explicit_token,
@@ -253,6 +258,9 @@ impl Config {
                 DialPolicy::Any
             },
         };
+        if let Err(e) = crate::warm::check(fleet.min_idle, fleet.max_workers) {
+            env.error("HTSPREP_MIN_IDLE_WORKERS", e.to_string());
+        }
         if fleet.heartbeat.is_zero() || fleet.heartbeat >= jobs.stale_after {
             env.error(
                 "HTSPREP_HEARTBEAT_SECONDS",
@@ -338,6 +346,33 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!((c.fleet.local_nice, c.listen_backlog), (0, 128));
+    }
+
+    #[test]
+    fn a_warm_pool_fits_in_the_worker_maximum() {
+        assert_eq!(Config::from_vars(&vars(&[])).unwrap().fleet.min_idle, 0);
+        for bad in ["3", "-1", "many"] {
+            let err = Config::from_vars(&vars(&[
+                ("HTSPREP_MIN_IDLE_WORKERS", bad),
+                ("HTSPREP_MAX_WORKERS", "2"),
+            ]))
+            .unwrap_err();
+            assert!(
+                err.to_string().contains("HTSPREP_MIN_IDLE_WORKERS"),
+                "{bad}: {err}"
+            );
+        }
+        let err = Config::from_vars(&vars(&[("HTSPREP_MIN_IDLE_WORKERS", "3")])).unwrap_err();
+        assert!(
+            err.to_string().contains("exceeds the worker maximum of 2"),
+            "{err}"
+        );
+        let c = Config::from_vars(&vars(&[
+            ("HTSPREP_MIN_IDLE_WORKERS", "4"),
+            ("HTSPREP_MAX_WORKERS", "4"),
+        ]))
+        .unwrap();
+        assert_eq!(c.fleet.min_idle, 4);
     }
 
     #[test]

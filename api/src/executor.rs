@@ -3,7 +3,7 @@
 //! dispatches over gRPC and follows the job to its end. Concurrent requests for one workflow in
 //! this replica share one claim; many replicas converge on one job through the store.
 
-mod dial;
+pub(crate) mod dial;
 mod dispatch;
 mod drive;
 mod driving;

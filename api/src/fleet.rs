@@ -66,6 +66,15 @@ pub trait Provisioner: Send + Sync + std::fmt::Debug {
     /// workflow key share one call and its result.
     async fn provision(&self, req: &ProvisionRequest) -> Result<(), ProvisionError>;
 
+    /// Starts one worker for no job, for the warm pool (the executor offers it any job). `token`
+    /// names this launch: calls with the same token start at most one worker. Within the
+    /// worker maximum, like `provision`.
+    async fn warm(&self, token: &str) -> Result<(), ProvisionError>;
+
+    /// Workers started by `warm` that are not usable yet (still starting): the warm pool counts
+    /// them as on their way.
+    fn warming(&self) -> usize;
+
     /// How many workers this provisioner has started (for metrics and tests).
     fn started(&self) -> u64;
 

@@ -43,6 +43,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))
         .routes(routes!(fleet::fleet))
+        .routes(routes!(fleet::scale))
         .routes(routes!(ops::ui))
         .routes(routes!(openapi::openapi_json))
 }

@@ -14,3 +14,4 @@ pub mod reconciler;
 pub mod server;
 pub mod stores;
 pub mod upstream;
+pub mod warm;

@@ -18,6 +18,7 @@ use crate::fleet::{
     Discovery, EcsFleet, EcsFleetConfig, Inspect, LocalFleet, LocalFleetConfig, Provisioner, Roster,
 };
 use crate::http::{AppState, FleetView, Shared, router};
+use crate::warm::{WarmParts, WarmPool};
 use crate::{reconciler, stores};
 
 fn absolute(p: &std::path::Path) -> std::path::PathBuf {
@@ -192,6 +193,15 @@ pub async fn build(config: &Config, fleet: Fleet) -> anyhow::Result<AppState> {
                 config.storage.data_dir.display()
             )
         })?;
+    let warm = WarmPool::new(WarmParts {
+        provisioner: Arc::clone(&fleet.provisioner),
+        discovery: Arc::clone(&fleet.discovery),
+        dial: config.fleet.dial,
+        worker_token: worker_token(config)?,
+        max_workers: config.fleet.max_workers,
+        min_idle: config.fleet.min_idle,
+        idle_timeout: config.fleet.idle_timeout,
+    })?;
     let executor = Executor::new(Parts {
         store: Arc::clone(&store),
         artifacts: Arc::clone(&artifacts),
@@ -211,6 +221,7 @@ pub async fn build(config: &Config, fleet: Fleet) -> anyhow::Result<AppState> {
                 "local"
             },
             max_workers: config.fleet.max_workers,
+            warm,
         },
         catalog,
         store,
@@ -266,6 +277,7 @@ pub async fn serve(
         state.executor.clone(),
         stop.clone(),
     ));
+    let warm = tokio::spawn(state.fleet.warm.clone().run(stop.clone()));
     let executor = state.executor.clone();
     tracing::info!(addr = %listener.local_addr()?, data_dir = %config.storage.data_dir.display(), "htsprep-api serving");
     let app = router(state);
@@ -280,6 +292,7 @@ pub async fn serve(
     .context("HTTP server");
     stop.cancel();
     let _ = reconciler.await;
+    let _ = warm.await;
     executor.shutdown(config.jobs.shutdown_grace).await;
     provisioner.shutdown().await;
     threads.stop().await;

@@ -36,6 +36,12 @@ impl Provisioner for IdleFleet {
     async fn provision(&self, _req: &ProvisionRequest) -> Result<(), ProvisionError> {
         std::future::pending().await
     }
+    async fn warm(&self, _token: &str) -> Result<(), ProvisionError> {
+        std::future::pending().await
+    }
+    fn warming(&self) -> usize {
+        0
+    }
     fn started(&self) -> u64 {
         0
     }

@@ -137,7 +137,7 @@ async fn the_fleet_view_shows_each_worker_its_jobs_and_why_it_exited() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        table.starts_with("local fleet, at most 2 workers\nID\tLAST_STATUS\t"),
+        table.starts_with("local fleet, at most 2 workers, no warm pool\nID\tLAST_STATUS\t"),
         "{table}"
     );
     assert!(
@@ -172,4 +172,145 @@ async fn the_fleet_view_shows_each_worker_its_jobs_and_why_it_exited() {
         assert!(tokio::time::Instant::now() < deadline, "{fleet:#}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Polls `GET /fleet` until `ready` holds for it; panics with the last view after 60 s.
+async fn fleet_until(
+    api: &htsprep_tests::api::ApiProcess,
+    what: &str,
+    ready: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let fleet = api.get_json("/fleet").await;
+        if ready(&fleet) {
+            return fleet;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within 60 s: {fleet:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn running_ids(fleet: &serde_json::Value) -> Vec<String> {
+    fleet["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w["last_status"] == "RUNNING")
+        .map(|w| w["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn fleet_cli(api: &htsprep_tests::api::ApiProcess, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(htsprep_tests::bin("htsprep-api"))
+        .arg("fleet")
+        .args(args)
+        .args(["--api", &api.base])
+        .env("HTSPREP_ADMIN_TOKEN", htsprep_tests::api::ADMIN)
+        .output()
+        .unwrap()
+}
+
+/// `HTSPREP_MIN_IDLE_WORKERS`: a worker is ready before any job, outlives its idle timeout while
+/// the pool keeps it, and takes the first cold job; `fleet scale --min-idle` changes the pool at
+/// run time (above the maximum refused), and at 0 the workers stop once idle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warm_pool_keeps_idle_workers_ready_and_cold_jobs_run_on_them() {
+    let api = htsprep_tests::api::ApiProcess::start(&[
+        ("HTSPREP_MIN_IDLE_WORKERS", "1"),
+        ("HTSPREP_WORKER_IDLE_SECONDS", "1"),
+    ]);
+    let fleet = fleet_until(&api, "one warm worker", |f| {
+        f["warm"]["idle"] == 1 && running_ids(f).len() == 1
+    })
+    .await;
+    assert_eq!(fleet["warm"]["min_idle"], 1);
+    let warm = running_ids(&fleet)[0].clone();
+    // Three idle timeouts later it is still the same process: the pool keeps it.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let fleet = api.get_json("/fleet").await;
+    assert_eq!(running_ids(&fleet), vec![warm.clone()], "{fleet:#}");
+    assert_eq!(fleet["warm"]["launched"], 1, "{fleet:#}");
+
+    let dir = tempfile::tempdir().unwrap();
+    api.register(&htsprep_tests::testdata_manifest(
+        "testdata",
+        &dir.path().join("m.jsonl"),
+    ))
+    .await;
+    let job = api.cold_get("/data/testdata/htslib_index.vcf").await;
+    let done = api.wait_job(&job, Duration::from_secs(120)).await;
+    assert_eq!(done["status"], "completed");
+    assert_eq!(
+        done["worker"]["resource_id"],
+        warm.as_str(),
+        "the cold job ran on the warm worker"
+    );
+    // No worker was started for the job itself: every one came from the pool.
+    assert_eq!(
+        api.metric("htsprep_workers_started_total").await,
+        api.metric("htsprep_warm_launched_total").await
+    );
+    assert_eq!(api.metric("htsprep_warm_min_idle").await, 1);
+
+    let out = fleet_cli(&api, &["scale", "--min-idle", "2"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("warm pool: at least 2 idle worker(s)"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    fleet_until(&api, "two warm workers", |f| {
+        f["warm"]["idle"] == 2 && running_ids(f).len() == 2
+    })
+    .await;
+
+    let out = fleet_cli(&api, &["scale", "--min-idle", "3"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("a warm pool of 3 idle worker(s) exceeds the worker maximum of 2"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bad = api
+        .http
+        .post(api.url("/fleet/scale"))
+        .bearer_auth(htsprep_tests::api::ADMIN)
+        .body("{\"min_idle\": -1}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let anonymous = api
+        .http
+        .post(api.url("/fleet/scale"))
+        .body("{\"min_idle\": 0}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    assert_eq!(
+        api.get_json("/fleet").await["warm"]["min_idle"],
+        2,
+        "unchanged"
+    );
+
+    let out = fleet_cli(&api, &["scale", "--min-idle", "0"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    fleet_until(&api, "let go, the idle workers stop", |f| {
+        running_ids(f).is_empty()
+    })
+    .await;
 }

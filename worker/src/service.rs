@@ -124,6 +124,24 @@ impl Worker for WorkerService {
         Ok(Response::new(Box::pin(ReceiverStream::new(out_rx))))
     }
 
+    async fn status(
+        &self,
+        request: Request<pb::StatusRequest>,
+    ) -> Result<Response<pb::StatusResponse>, Status> {
+        let state = &self.state;
+        let idle = state.idle_for();
+        let draining = state.draining.is_cancelled();
+        if request.into_inner().keep_warm && !draining {
+            state.touch();
+        }
+        Ok(Response::new(pb::StatusResponse {
+            in_flight: u32::try_from(state.in_flight()).unwrap_or(u32::MAX),
+            max_jobs: u32::try_from(state.max_jobs).unwrap_or(u32::MAX),
+            draining,
+            idle_ms: u64::try_from(idle.as_millis()).unwrap_or(u64::MAX),
+        }))
+    }
+
     async fn drain(
         &self,
         _request: Request<pb::DrainRequest>,

@@ -335,6 +335,42 @@ async fn stops_itself_when_idle() {
     assert!(status.success(), "{status:?}");
 }
 
+/// The warm pool's call: a worker kept warm outlives its idle timeout several times over; asked
+/// only how it is (no keep_warm), it stops once idle for its timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_kept_warm_outlives_its_idle_timeout_and_stops_once_let_go() {
+    let mut w = start(&[("HTSPREP_WORKER_IDLE_TIMEOUT_SECONDS", "1")]);
+    let mut c = client(&w).await;
+    for _ in 0..12 {
+        let status = c
+            .status(authed(pb::StatusRequest { keep_warm: true }))
+            .await
+            .expect("status")
+            .into_inner();
+        assert_eq!((status.in_flight, status.draining), (0, false));
+        assert!(status.max_jobs >= 1);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(
+        w.child.try_wait().unwrap().is_none(),
+        "a worker kept warm for 3 s with a 1 s idle timeout is still running"
+    );
+    // Asking without keep_warm is not activity.
+    let asked = tokio::spawn(async move {
+        while c
+            .status(authed(pb::StatusRequest { keep_warm: false }))
+            .await
+            .is_ok()
+        {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    let status =
+        wait_exit(&mut w.child, Duration::from_secs(30)).expect("let go, it stops when idle");
+    assert!(status.success(), "{status:?}");
+    asked.await.unwrap();
+}
+
 #[test]
 fn bad_configuration_is_reported_before_start() {
     let out = Command::new(env!("CARGO_BIN_EXE_htsprep-worker"))

@@ -3,6 +3,9 @@
 //! addresses) fails the job loudly instead of sending traffic off the machine.
 
 use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::fleet::WorkerInfo;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum DialPolicy {
@@ -35,6 +38,54 @@ impl DialPolicy {
             ))
         }
     }
+}
+
+/// Why no channel to a worker was opened.
+pub(crate) enum Unconnected {
+    /// The dial policy refused the address (no connection was attempted).
+    Refused(String),
+    /// The address is malformed or nothing answered there.
+    Unreachable(String),
+}
+
+impl DialPolicy {
+    /// A gRPC channel to `worker`, after the policy allowed its address. Keep-alive pings notice
+    /// a worker that vanished without closing the connection (a stopped Fargate task).
+    pub(crate) async fn connect(
+        self,
+        worker: &WorkerInfo,
+    ) -> Result<tonic::transport::Channel, Unconnected> {
+        if let Err(refused) = self.check(&worker.address) {
+            tracing::error!(worker = %worker.id, address = %worker.address, "{refused}");
+            return Err(Unconnected::Refused(format!(
+                "worker {}: {refused}",
+                worker.id
+            )));
+        }
+        let endpoint =
+            tonic::transport::Endpoint::from_shared(format!("http://{}", worker.address))
+                .map_err(|e| {
+                    Unconnected::Unreachable(format!("bad worker address {}: {e}", worker.address))
+                })?
+                .connect_timeout(Duration::from_secs(5))
+                .http2_keep_alive_interval(Duration::from_secs(15))
+                .keep_alive_timeout(Duration::from_secs(10))
+                .keep_alive_while_idle(true);
+        endpoint
+            .connect()
+            .await
+            .map_err(|e| Unconnected::Unreachable(format!("worker {} unreachable: {e}", worker.id)))
+    }
+}
+
+/// `msg` with the worker token (`authorization: Bearer TOKEN`).
+pub(crate) fn authorized<T>(msg: T, token: &str) -> Result<tonic::Request<T>, String> {
+    let mut request = tonic::Request::new(msg);
+    let value = format!("Bearer {token}")
+        .parse()
+        .map_err(|_| "the worker token is not a valid header value".to_owned())?;
+    request.metadata_mut().insert("authorization", value);
+    Ok(request)
 }
 
 #[cfg(test)]

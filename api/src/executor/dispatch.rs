@@ -1,12 +1,10 @@
 //! Sending a job to one worker over gRPC and following its update stream.
 
-use std::time::Duration;
-
 use htsprep_proto::v1 as pb;
 use htsprep_proto::v1::worker_client::WorkerClient;
 use tonic::Code;
 
-use super::dial::DialPolicy;
+use super::dial::{DialPolicy, Unconnected, authorized};
 use crate::fleet::WorkerInfo;
 
 /// How a dispatch to one worker went.
@@ -31,34 +29,16 @@ pub(crate) async fn dispatch(
     accepted: &mut (dyn FnMut() + Send),
     updated: &(dyn Fn() + Send + Sync),
 ) -> Dispatch {
-    if let Err(refused) = dial.check(&worker.address) {
-        tracing::error!(worker = %worker.id, address = %worker.address, "{refused}");
-        return Dispatch::Rejected(format!("worker {}: {refused}", worker.id));
-    }
-    let endpoint =
-        match tonic::transport::Endpoint::from_shared(format!("http://{}", worker.address)) {
-            // Keep-alive pings notice a worker that vanished without closing the connection
-            // (a stopped Fargate task): the stream breaks and the job is retried.
-            Ok(e) => e
-                .connect_timeout(Duration::from_secs(5))
-                .http2_keep_alive_interval(Duration::from_secs(15))
-                .keep_alive_timeout(Duration::from_secs(10))
-                .keep_alive_while_idle(true),
-            Err(e) => {
-                return Dispatch::Declined(format!("bad worker address {}: {e}", worker.address));
-            }
-        };
-    let channel = match endpoint.connect().await {
+    // A broken stream (keep-alive pings notice a vanished worker) means the job is retried.
+    let channel = match dial.connect(worker).await {
         Ok(c) => c,
-        Err(e) => return Dispatch::Declined(format!("worker {} unreachable: {e}", worker.id)),
+        Err(Unconnected::Refused(r)) => return Dispatch::Rejected(r),
+        Err(Unconnected::Unreachable(r)) => return Dispatch::Declined(r),
     };
-    let mut request = tonic::Request::new(req);
-    match format!("Bearer {token}").parse() {
-        Ok(v) => {
-            request.metadata_mut().insert("authorization", v);
-        }
-        Err(_) => return Dispatch::Rejected("the worker token is not a valid header value".into()),
-    }
+    let request = match authorized(req, token) {
+        Ok(r) => r,
+        Err(e) => return Dispatch::Rejected(e),
+    };
     let mut stream = match WorkerClient::new(channel).run_job(request).await {
         Ok(r) => {
             accepted();

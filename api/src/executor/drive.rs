@@ -183,20 +183,8 @@ async fn run_attempt(exec: &Executor, file: &FileRecord, job: &JobRecord) -> Att
             );
             pause = not_before - Instant::now();
         } else {
-            // Idempotent per attempt: a fleet at its maximum or backing off says so, and the
-            // workers it already has are still tried (one may have a free slot).
-            match inner.provisioner.provision(&req).await {
-                Ok(()) => {}
-                Err(ProvisionError::Permanent(m)) => {
-                    return Attempt::Fatal(format!("cannot start a worker: {m}"));
-                }
-                Err(e @ ProvisionError::Capacity { retry_after, .. }) => {
-                    reason = e.to_string();
-                    pause = retry_after.clamp(pause, Duration::from_secs(5));
-                }
-            }
-            // Workers shared by many jobs go to the oldest job first; the one started for this
-            // job is always offered it.
+            // Workers there are first (a warm pool's idle ones among them): shared ones go to
+            // the oldest job first; the one started for this job is always offered it.
             let ahead = place.as_ref().map_or(0, |p| p.ahead());
             if ahead > 0 {
                 reason = format!("{ahead} older job(s) ahead in the queue");
@@ -221,6 +209,19 @@ async fn run_attempt(exec: &Executor, file: &FileRecord, job: &JobRecord) -> Att
                     Dispatch::Broken(r) => return Attempt::Retry(r),
                     Dispatch::Rejected(r) => return Attempt::Fatal(r),
                     Dispatch::Declined(r) => reason = r,
+                }
+            }
+            // None took it: make sure one is on its way.
+            // Idempotent per attempt: a fleet at its maximum or backing off says so, and the
+            // workers it has are tried again next time round (one may free a slot).
+            match inner.provisioner.provision(&req).await {
+                Ok(()) => {}
+                Err(ProvisionError::Permanent(m)) => {
+                    return Attempt::Fatal(format!("cannot start a worker: {m}"));
+                }
+                Err(e @ ProvisionError::Capacity { retry_after, .. }) => {
+                    reason = e.to_string();
+                    pause = retry_after.clamp(pause, Duration::from_secs(5));
                 }
             }
         }

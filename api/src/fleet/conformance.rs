@@ -215,6 +215,50 @@ pub async fn the_roster_names_every_worker_and_no_stopped_one_as_running(h: &dyn
     fleet.provisioner.shutdown().await;
 }
 
+/// The warm pool's launches: a worker for no job (offered any job: no `started_for`), one per
+/// token however often it is asked for, within the maximum, and counted as warming only until
+/// discovery reports it.
+pub async fn warm_workers_start_for_no_job_once_per_token_within_the_maximum(h: &dyn FleetHarness) {
+    let fleet = h.fleet(2).await;
+    let calls: Vec<_> = (0..10)
+        .map(|_| {
+            let p = Arc::clone(&fleet.provisioner);
+            tokio::spawn(async move { p.warm("pool-a").await })
+        })
+        .collect();
+    for c in calls {
+        c.await.expect("warm task").expect("warm");
+    }
+    assert_eq!(fleet.provisioner.started(), 1, "one worker for one token");
+    let workers = await_workers(&fleet, 1).await;
+    assert_eq!(workers[0].started_for, None, "a warm worker is for any job");
+    fleet.provisioner.warm("pool-b").await.expect("warm");
+    await_workers(&fleet, 2).await;
+    match fleet.provisioner.warm("pool-c").await {
+        Ok(()) | Err(ProvisionError::Capacity { .. }) => {}
+        Err(e) => panic!("a full fleet must answer with capacity, not {e}"),
+    }
+    assert_eq!(
+        fleet.provisioner.started(),
+        2,
+        "the maximum holds for warm workers"
+    );
+    let settled = async {
+        while fleet.provisioner.warming() > 0 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    tokio::time::timeout(SETTLE, settled)
+        .await
+        .expect("discovered warm workers are no longer counted as warming");
+    let roster = fleet.roster.roster().await.expect("the roster");
+    for w in &await_workers(&fleet, 2).await {
+        let m = roster.iter().find(|m| m.id == w.id).expect("in the roster");
+        assert_eq!(m.started_for, None, "{m:?}");
+    }
+    fleet.provisioner.shutdown().await;
+}
+
 /// Instantiates every conformance case for a harness expression.
 #[macro_export]
 macro_rules! fleet_conformance {
@@ -236,6 +280,13 @@ macro_rules! fleet_conformance {
         async fn the_roster_names_every_worker_and_no_stopped_one_as_running() {
             let h = $harness;
             $crate::fleet::conformance::the_roster_names_every_worker_and_no_stopped_one_as_running(&h)
+                .await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn warm_workers_start_for_no_job_once_per_token_within_the_maximum() {
+            let h = $harness;
+            $crate::fleet::conformance::warm_workers_start_for_no_job_once_per_token_within_the_maximum(&h)
                 .await;
         }
 

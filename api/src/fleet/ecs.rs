@@ -15,5 +15,5 @@ pub mod testing;
 pub use capacity::{CapacityItem, parse_strategy};
 pub use classify::{EcsFault, classify_code, classify_failure};
 pub use fleet::{EcsFleet, EcsFleetConfig, PollSummary, ecs_client};
-pub use launch::{TAG_ATTEMPT, TAG_JOB, TAG_WORKFLOW, client_token};
+pub use launch::{Purpose, TAG_ATTEMPT, TAG_JOB, TAG_WARM, TAG_WORKFLOW, client_token};
 pub use settings::{ECS_DESCRIBE_LIMIT, EcsSettings};

@@ -54,6 +54,8 @@ struct Inner {
     /// The worker processes: the live ones (by id, with their pid), and those that exited lately.
     members: Mutex<Members>,
     inflight: Coalesce<Result<(), ProvisionError>>,
+    /// The latest warm-pool tokens served, so each starts at most one worker.
+    warmed: Mutex<std::collections::VecDeque<String>>,
     spawn_lock: tokio::sync::Mutex<()>,
     started: AtomicU64,
     tracker: TaskTracker,
@@ -67,6 +69,7 @@ impl LocalFleet {
                 set: WorkerSet::new(),
                 members: Mutex::new(Members::default()),
                 inflight: Coalesce::default(),
+                warmed: Mutex::default(),
                 spawn_lock: tokio::sync::Mutex::new(()),
                 started: AtomicU64::new(0),
                 tracker: TaskTracker::new(),
@@ -400,6 +403,38 @@ impl Provisioner for LocalFleet {
             .inflight
             .run(&req.workflow_key, move || fleet.ensure_capacity().boxed())
             .await
+    }
+
+    /// Local workers take any job: one more worker, under the same lock and maximum.
+    async fn warm(&self, token: &str) -> Result<(), ProvisionError> {
+        let (fleet, token) = (self.clone(), token.to_owned());
+        let key = format!("warm.{token}");
+        self.inner
+            .inflight
+            .run(&key, move || {
+                async move {
+                    // Calls with one token run one at a time here: a later one finds it served.
+                    let served =
+                        |inner: &Inner| inner.warmed.lock().expect("warmed lock").contains(&token);
+                    if served(&fleet.inner) {
+                        return Ok(());
+                    }
+                    fleet.clone().ensure_capacity().await?;
+                    let mut warmed = fleet.inner.warmed.lock().expect("warmed lock");
+                    warmed.push_back(token);
+                    if warmed.len() > 64 {
+                        warmed.pop_front();
+                    }
+                    Ok(())
+                }
+                .boxed()
+            })
+            .await
+    }
+
+    /// None: `warm` returns once its worker is healthy and discovered.
+    fn warming(&self) -> usize {
+        0
     }
 
     fn started(&self) -> u64 {

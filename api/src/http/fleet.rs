@@ -13,6 +13,37 @@ use super::AppState;
 use super::admin::Admin;
 use super::error::{AdminRefusal, ApiError, ErrorBody};
 use crate::fleet::Member;
+use crate::warm::WarmView;
+
+/// The body of `POST /fleet/scale`.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+pub(crate) struct Scale {
+    /// Idle workers to keep ready, at most the worker maximum; 0 turns the pool off.
+    min_idle: usize,
+}
+
+/// `POST /fleet/scale` (admin): the warm pool's minimum of idle workers, at run time (this
+/// replica's, until it restarts; `HTSPREP_MIN_IDLE_WORKERS` sets it for good).
+#[utoipa::path(post, path = "/fleet/scale", tag = "operations", security(("admin" = [])),
+    request_body = Scale,
+    responses(
+        (status = 200, description = "The pool with its new minimum", body = WarmView),
+        (status = 400, description = "Not `{\"min_idle\": N}`, or N above the worker maximum", body = ErrorBody),
+        AdminRefusal,
+    ))]
+pub(crate) async fn scale(
+    State(state): State<AppState>,
+    _: Admin,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let scale: Scale = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("expected {{\"min_idle\": N}}: {e}")))?;
+    let warm = &state.fleet.warm;
+    warm.set_min_idle(scale.min_idle)
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    tracing::info!(min_idle = scale.min_idle, "warm pool minimum changed");
+    Ok(axum::Json(warm.view()).into_response())
+}
 
 /// How many of the latest jobs are looked at for when an idle worker ran its last one.
 const RECENT_JOBS: usize = 500;
@@ -40,6 +71,8 @@ pub(crate) struct Fleet {
     #[schema(value_type = String)]
     provider: &'static str,
     max_workers: usize,
+    /// The warm pool: its minimum of idle workers, and what its last round saw.
+    warm: WarmView,
     workers: Vec<FleetWorker>,
 }
 
@@ -100,6 +133,7 @@ pub(crate) async fn fleet(State(state): State<AppState>, _: Admin) -> Result<Res
     Ok(axum::Json(Fleet {
         provider: state.fleet.provider,
         max_workers: state.fleet.max_workers,
+        warm: state.fleet.warm.view(),
         workers,
     })
     .into_response())

@@ -62,6 +62,7 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Result<Response, Ap
 pub(crate) async fn metrics(State(state): State<AppState>, _: Admin) -> Result<Response, ApiError> {
     let m = &state.metrics;
     let e = state.executor.stats();
+    let warm = state.fleet.warm.view();
     let lines = [
         (
             "htsprep_served_full_total",
@@ -111,6 +112,9 @@ pub(crate) async fn metrics(State(state): State<AppState>, _: Admin) -> Result<R
             "gauge",
             e.workers_available as u64,
         ),
+        ("htsprep_warm_min_idle", "gauge", warm.min_idle as u64),
+        ("htsprep_warm_idle_workers", "gauge", warm.idle as u64),
+        ("htsprep_warm_launched_total", "counter", warm.launched),
     ];
     let mut text = String::new();
     for (name, kind, value) in lines {

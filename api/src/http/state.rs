@@ -37,6 +37,8 @@ pub struct FleetView {
     /// `local` or `ecs`.
     pub provider: &'static str,
     pub max_workers: usize,
+    /// The warm pool (`POST /fleet/scale` changes its minimum).
+    pub warm: crate::warm::WarmPool,
 }
 
 #[derive(Debug)]

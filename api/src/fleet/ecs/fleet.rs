@@ -15,7 +15,7 @@ use tokio_util::task::TaskTracker;
 
 use super::backoff::Backoff;
 use super::classify::EcsFault;
-use super::launch::{client_token, run_task};
+use super::launch::{Purpose, run_task};
 use super::poll::{
     Health, TaskView, describe, describe_with_missing, list_running, list_stopped, stop,
 };
@@ -102,6 +102,8 @@ struct State {
     backoff: Backoff,
     /// What the last poll saw of every task, for the roster.
     seen: Vec<TaskView>,
+    /// Warm-pool tasks this replica launched that no poll has seen yet.
+    warm_unseen: HashSet<String>,
 }
 
 impl State {
@@ -139,6 +141,7 @@ impl EcsFleet {
                     launching: 0,
                     stopping: HashSet::new(),
                     seen: Vec::new(),
+                    warm_unseen: HashSet::new(),
                     backoff: Backoff::new(config.backoff_base, Duration::from_secs(30)),
                 }),
                 config,
@@ -260,9 +263,11 @@ impl EcsFleet {
             launched,
             unseen,
             stopping,
+            warm_unseen,
             ..
         } = &mut *state;
         launched.retain(|_, arn| seen.contains(arn) || unseen.contains_key(arn));
+        warm_unseen.retain(|arn| !seen.contains(arn) && unseen.contains_key(arn));
         stopping.retain(|arn| seen.contains(arn));
         state.live = seen;
         state.seen = views.to_vec();
@@ -276,9 +281,9 @@ impl EcsFleet {
         )
     }
 
-    async fn launch(self, req: ProvisionRequest) -> Result<(), ProvisionError> {
+    async fn launch(self, purpose: Purpose) -> Result<(), ProvisionError> {
         let inner = &self.inner;
-        let token = client_token(&req);
+        let token = purpose.client_token();
         let max = inner.config.max_workers;
         let _slot = {
             let mut state = inner.state.lock().expect("ecs state lock");
@@ -308,7 +313,7 @@ impl EcsFleet {
             &inner.client,
             &inner.config.settings,
             &inner.config.worker_env,
-            &req,
+            &purpose,
         )
         .await;
         let mut state = inner.state.lock().expect("ecs state lock");
@@ -317,17 +322,20 @@ impl EcsFleet {
                 state.backoff.reset();
                 state.launched.insert(token, arn.clone());
                 state.unseen.insert(arn.clone(), Instant::now());
+                if matches!(purpose, Purpose::Warm { .. }) {
+                    state.warm_unseen.insert(arn.clone());
+                }
                 inner.started.fetch_add(1, Ordering::SeqCst);
-                tracing::info!(task = %arn, job_id = %req.job_id, attempt = req.attempt, workflow_key = %req.workflow_key, "worker task launched");
+                tracing::info!(task = %arn, for = %purpose, "worker task launched");
                 Ok(())
             }
             Err(EcsFault::Permanent(m)) => {
-                tracing::error!(job_id = %req.job_id, error = %m, "RunTask refused");
+                tracing::error!(for = %purpose, error = %m, "RunTask refused");
                 Err(ProvisionError::Permanent(m))
             }
             Err(fault) => {
                 let wait = state.backoff.fail(fault.message());
-                tracing::warn!(job_id = %req.job_id, error = %fault.message(), retry_in = ?wait, "no worker task now; backing off");
+                tracing::warn!(for = %purpose, error = %fault.message(), retry_in = ?wait, "no worker task now; backing off");
                 Err(ProvisionError::Capacity {
                     message: fault.message().to_owned(),
                     retry_after: wait,
@@ -344,8 +352,42 @@ impl Provisioner for EcsFleet {
         let key = req.workflow_key.clone();
         self.inner
             .inflight
-            .run(&key, move || fleet.launch(req).boxed())
+            .run(&key, move || fleet.launch(Purpose::Job(req)).boxed())
             .await
+    }
+
+    async fn warm(&self, token: &str) -> Result<(), ProvisionError> {
+        let (fleet, purpose) = (
+            self.clone(),
+            Purpose::Warm {
+                token: token.to_owned(),
+            },
+        );
+        self.inner
+            .inflight
+            .run(&purpose.client_token(), move || {
+                fleet.launch(purpose).boxed()
+            })
+            .await
+    }
+
+    /// Warm tasks (any replica's: their tag) ECS wants running that are not usable workers yet,
+    /// and this replica's launched since the last poll.
+    fn warming(&self) -> usize {
+        let ready: HashSet<String> = self
+            .inner
+            .set
+            .snapshot()
+            .into_iter()
+            .map(|w| w.id)
+            .collect();
+        let state = self.inner.state.lock().expect("ecs state lock");
+        let polled = state
+            .seen
+            .iter()
+            .filter(|v| v.warm && v.desired_status == "RUNNING" && !ready.contains(&v.arn))
+            .count();
+        polled + state.warm_unseen.len()
     }
 
     fn started(&self) -> u64 {

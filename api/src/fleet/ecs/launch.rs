@@ -1,6 +1,7 @@
 //! One `RunTask` call: a Fargate task (the launch type, or the configured capacity provider
 //! strategy, e.g. Fargate Spot) in the configured subnets and security groups, tagged with
-//! the workflow it was started for, idempotent per job attempt through its `clientToken`.
+//! the workflow it was started for (or as a warm-pool task), idempotent per job attempt through
+//! its `clientToken`.
 
 use aws_sdk_ecs::types::{
     AssignPublicIp, AwsVpcConfiguration, ContainerOverride, KeyValuePair, LaunchType,
@@ -17,11 +18,56 @@ use crate::fleet::ProvisionRequest;
 pub const TAG_WORKFLOW: &str = "htsprep:workflow-key";
 pub const TAG_JOB: &str = "htsprep:job-id";
 pub const TAG_ATTEMPT: &str = "htsprep:attempt";
+/// On tasks the warm pool starts (for no job).
+pub const TAG_WARM: &str = "htsprep:warm";
+
+/// What a task is started for.
+#[derive(Clone, Debug)]
+pub enum Purpose {
+    /// One attempt of one job.
+    Job(ProvisionRequest),
+    /// The warm pool: no job; `token` names this one launch (retried calls share it).
+    Warm { token: String },
+}
+
+impl Purpose {
+    /// The `RunTask` client token.
+    pub fn client_token(&self) -> String {
+        match self {
+            Purpose::Job(req) => client_token(req),
+            Purpose::Warm { token } => bounded(format!("warm.{token}")),
+        }
+    }
+
+    fn tags(&self) -> Vec<(&'static str, String)> {
+        match self {
+            Purpose::Job(req) => vec![
+                (TAG_WORKFLOW, req.workflow_key.clone()),
+                (TAG_JOB, req.job_id.to_string()),
+                (TAG_ATTEMPT, req.attempt.to_string()),
+            ],
+            Purpose::Warm { .. } => vec![(TAG_WARM, "true".into())],
+        }
+    }
+}
+
+impl std::fmt::Display for Purpose {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Purpose::Job(req) => write!(f, "job {} attempt {}", req.job_id, req.attempt),
+            Purpose::Warm { .. } => f.write_str("the warm pool"),
+        }
+    }
+}
 
 /// The `clientToken` for one attempt of one job: the same for every API replica and every
 /// retried call, different for the next attempt. ECS allows 64 ASCII characters.
 pub fn client_token(req: &ProvisionRequest) -> String {
-    let plain = format!("{}.{}", req.job_id, req.attempt);
+    bounded(format!("{}.{}", req.job_id, req.attempt))
+}
+
+/// A client token as ECS takes it: at most 64 ASCII characters, else named by its digest.
+fn bounded(plain: String) -> String {
     if plain.len() <= 64 && plain.is_ascii() {
         plain
     } else {
@@ -47,7 +93,7 @@ pub async fn run_task(
     client: &aws_sdk_ecs::Client,
     settings: &EcsSettings,
     worker_env: &[(String, String)],
-    req: &ProvisionRequest,
+    purpose: &Purpose,
 ) -> Result<String, EcsFault> {
     let vpc = AwsVpcConfiguration::builder()
         .set_subnets(Some(settings.subnets.clone()))
@@ -79,7 +125,7 @@ pub async fn run_task(
     };
     let out = call
         .count(1)
-        .client_token(client_token(req))
+        .client_token(purpose.client_token())
         .started_by(&settings.started_by)
         .network_configuration(
             NetworkConfiguration::builder()
@@ -91,9 +137,9 @@ pub async fn run_task(
                 .container_overrides(container.build())
                 .build(),
         )
-        .tags(tag(TAG_WORKFLOW, &req.workflow_key))
-        .tags(tag(TAG_JOB, req.job_id.as_str()))
-        .tags(tag(TAG_ATTEMPT, &req.attempt.to_string()))
+        .set_tags(Some(
+            purpose.tags().iter().map(|(k, v)| tag(k, v)).collect(),
+        ))
         .send()
         .await
         .map_err(|e| classify("RunTask", &e))?;

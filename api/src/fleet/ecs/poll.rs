@@ -4,7 +4,7 @@
 use aws_sdk_ecs::types::{DesiredStatus, HealthStatus, Task, TaskField};
 
 use super::classify::{EcsFault, classify};
-use super::launch::TAG_JOB;
+use super::launch::{TAG_JOB, TAG_WARM};
 use super::settings::EcsSettings;
 use crate::fleet::rate::RateLimiter;
 
@@ -22,6 +22,8 @@ pub struct TaskView {
     pub private_ip: Option<String>,
     /// The job it was launched for (its `htsprep:job-id` tag).
     pub job_id: Option<String>,
+    /// Started by a warm pool (its `htsprep:warm` tag), for no job.
+    pub warm: bool,
     pub desired_status: String,
     /// When its containers started (`startedAt`), once they have.
     pub started_at: Option<chrono::DateTime<chrono::Utc>>,
@@ -66,8 +68,10 @@ impl TaskView {
             .find(|tag| tag.key() == Some(TAG_JOB))
             .and_then(|tag| tag.value())
             .map(str::to_owned);
+        let warm = t.tags().iter().any(|tag| tag.key() == Some(TAG_WARM));
         Some(Self {
             arn,
+            warm,
             last_status: t.last_status().unwrap_or("UNKNOWN").to_owned(),
             health,
             private_ip,
