@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use htsprep_api::fleet::conformance::{FleetHarness, TestFleet};
-use htsprep_api::fleet::ecs::TAG_ATTEMPT;
+use htsprep_api::fleet::ecs::{TAG_ATTEMPT, TAG_WARM};
 use htsprep_api::fleet::{EcsFleet, EcsFleetConfig, WorkerInfo};
 use htsprep_ecs_standin::EcsStandIn;
 use htsprep_tests::api::ApiProcess;
@@ -279,6 +279,63 @@ async fn a_task_lost_with_its_api_is_found_by_asking_ecs_and_its_job_completes()
     );
     assert_ne!(job["worker"]["resource_id"], first.as_str());
     htsprep_tests::report_reclaim(&job, killed_at);
+}
+
+/// The warm pool on ECS: a task tagged `htsprep:warm` is started before any job, kept past its
+/// idle timeout, and runs the first cold job without a task launched for it; let go, it stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_warm_task_runs_the_first_cold_job_without_a_launch_for_it() {
+    let world = EcsWorld::start().await;
+    let api = world.start_api(&[
+        ("HTSPREP_MIN_IDLE_WORKERS", "1"),
+        ("HTSPREP_WORKER_IDLE_SECONDS", "2"),
+    ]);
+    let deadline = tokio::time::Instant::now() + MINUTES;
+    let warm = loop {
+        let fleet = api.get_json("/fleet").await;
+        if fleet["warm"]["idle"] == 1 {
+            let tasks = world.standin.tasks();
+            assert_eq!(tasks.len(), 1, "{tasks:#?}");
+            assert_eq!(
+                EcsStandIn::tag(&tasks[0], TAG_WARM).as_deref(),
+                Some("true")
+            );
+            break tasks[0].arn.clone();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{fleet:#}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    // Past two idle timeouts it still runs: the pool keeps it.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(world.standin.task(&warm).last_status, "RUNNING");
+
+    let dir = tempfile::tempdir().unwrap();
+    api.register(&testdata_manifest("testdata", &dir.path().join("m.jsonl")))
+        .await;
+    let job_id = api.cold_get("/data/testdata/test.broadPeak").await;
+    let job = api.wait_job(&job_id, MINUTES).await;
+    assert_eq!(job["status"], "completed", "{job:#}");
+    assert_eq!(job["worker"]["resource_id"], warm.as_str(), "{job:#}");
+    assert!(
+        world.tasks_for(&job_id).is_empty(),
+        "no task was launched for the job"
+    );
+
+    let out = std::process::Command::new(bin("htsprep-api"))
+        .args(["fleet", "scale", "--min-idle", "0", "--api", &api.base])
+        .env("HTSPREP_ADMIN_TOKEN", htsprep_tests::api::ADMIN)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    world
+        .wait_task(&warm, MINUTES, "stopped once let go", |t| {
+            t.last_status == "STOPPED"
+        })
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
