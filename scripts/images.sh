@@ -48,6 +48,7 @@ base=docker.io/library/debian:bookworm-slim
 if ! buildah inspect --type image "$base" >/dev/null 2>&1; then
   say "making $base with mmdebstrap"
   tar=$(mktemp --suffix=.tar)
+  trap 'rm -f "$tar"' EXIT
   # merged-usr hook: no usrmerge package (it brings perl); docker-clean: apt keeps no .debs or
   # package caches in later layers, as in Debian's own slim image.
   mmdebstrap --quiet --variant=minbase \
@@ -74,9 +75,10 @@ cargo build --locked --profile "$([ $profile = debug ] && echo dev || echo relea
   -p htsprep-api -p htsprep-worker
 ctx=$(mktemp -d)
 containers=()
-trap 'for c in "${containers[@]}"; do buildah rm "$c" >/dev/null 2>&1; done; rm -rf "$ctx"' EXIT
+trap 'for c in "${containers[@]}"; do buildah rm "$c" >/dev/null 2>&1 || true; done; rm -rf "$ctx"' EXIT
 mkdir "$ctx/dist"
-tools=$(dirname "$(command -v bigbedtobed)")
+tools=$(command -v bigbedtobed) || { say "bigbedtobed is not installed: run scripts/setup.sh"; exit 1; }
+tools=$(dirname "$tools")
 for f in "target/$profile/htsprep-api" "target/$profile/htsprep-worker" \
          "$tools/bigbedtobed" "$tools/bigbedinfo" "$tools/bigwiginfo"; do
   strip -o "$ctx/dist/$(basename "$f")" "$f"

@@ -66,6 +66,8 @@ pub struct Parts {
     pub settings: JobSettings,
     pub worker_token: String,
     pub dial: DialPolicy,
+    /// The warm pool's count of idle workers (0 without a pool).
+    pub idle: crate::warm::IdleHint,
 }
 
 #[derive(Debug)]
@@ -78,6 +80,7 @@ struct Inner {
     settings: JobSettings,
     worker_token: String,
     dial: DialPolicy,
+    idle: crate::warm::IdleHint,
     /// This API replica, as job records name their driver.
     replica: String,
     driving: driving::Driving,
@@ -133,6 +136,7 @@ impl Executor {
                 settings: parts.settings,
                 worker_token: parts.worker_token,
                 dial: parts.dial,
+                idle: parts.idle,
                 replica,
                 driving: driving::Driving::default(),
                 rereads: Coalesce::default(),

@@ -25,6 +25,7 @@ use htsprep_shared::domain::{FileRecord, Format};
 use htsprep_shared::error::Cause;
 
 pub use cache::Layouts;
+pub(crate) use error::{Body as ErrorBodySchema, Detail as ErrorDetailSchema};
 pub use error::{HtsgetError, Kind};
 pub use query::Endpoint;
 
@@ -90,18 +91,44 @@ pub(crate) struct TicketQuery {
     class: Option<String>,
 }
 
+/// The answers of both ticket endpoints.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // describes what `answer` answers
+pub(crate) enum TicketAnswer {
+    /// The ticket.
+    #[response(
+        status = 200,
+        content_type = "application/vnd.ga4gh.htsget.v1.3.0+json"
+    )]
+    Ticket(Ticket),
+    /// Not prepared within the wait: its job.
+    #[response(status = 202)]
+    Pending(Accepted),
+    /// `InvalidInput`, `InvalidRange`, `UnsupportedFormat`.
+    #[response(status = 400)]
+    Invalid(error::Body),
+    /// `NotFound`: no such file, not this endpoint's format, no such reference sequence.
+    #[response(status = 404)]
+    NotFound(error::Body),
+    /// Too many workflows are being prepared (`Retry-After`).
+    #[response(status = 429)]
+    TooBusy(ErrorBody),
+    /// Preparing the file failed.
+    #[response(status = 502)]
+    Failed(ErrorBody),
+    /// Shutting down, or storage unavailable.
+    #[response(status = 503)]
+    Unavailable(ErrorBody),
+}
+
 /// `GET /htsget/reads/{dcc}/{local_id}`: a ticket for a SAM/BAM file (as BAM).
-#[utoipa::path(get, path = "/htsget/reads/{dcc}/{local_id}", tag = "htsget",
+#[utoipa::path(
+    get,
+    path = "/htsget/reads/{dcc}/{local_id}",
+    tag = "htsget",
     params(FilePath, TicketQuery),
-    responses(
-        (status = 200, body = Ticket, content_type = "application/vnd.ga4gh.htsget.v1.3.0+json"),
-        (status = 202, description = "Not prepared within the wait: its job", body = Accepted),
-        (status = 400, description = "InvalidInput, InvalidRange, UnsupportedFormat", body = crate::htsget::error::Body),
-        (status = 404, description = "NotFound: no such file, not this endpoint's format, no such reference", body = crate::htsget::error::Body),
-        (status = 429, description = "Too many workflows are being prepared", body = ErrorBody),
-        (status = 502, description = "Preparing the file failed", body = ErrorBody),
-        (status = 503, description = "Shutting down, or storage unavailable", body = ErrorBody),
-    ))]
+    responses(TicketAnswer)
+)]
 pub(crate) async fn reads(
     state: State<AppState>,
     headers: HeaderMap,
@@ -114,17 +141,13 @@ pub(crate) async fn reads(
 }
 
 /// `GET /htsget/variants/{dcc}/{local_id}`: a ticket for a VCF file.
-#[utoipa::path(get, path = "/htsget/variants/{dcc}/{local_id}", tag = "htsget",
+#[utoipa::path(
+    get,
+    path = "/htsget/variants/{dcc}/{local_id}",
+    tag = "htsget",
     params(FilePath, TicketQuery),
-    responses(
-        (status = 200, body = Ticket, content_type = "application/vnd.ga4gh.htsget.v1.3.0+json"),
-        (status = 202, description = "Not prepared within the wait: its job", body = Accepted),
-        (status = 400, description = "InvalidInput, InvalidRange, UnsupportedFormat", body = crate::htsget::error::Body),
-        (status = 404, description = "NotFound: no such file, not this endpoint's format, no such reference", body = crate::htsget::error::Body),
-        (status = 429, description = "Too many workflows are being prepared", body = ErrorBody),
-        (status = 502, description = "Preparing the file failed", body = ErrorBody),
-        (status = 503, description = "Shutting down, or storage unavailable", body = ErrorBody),
-    ))]
+    responses(TicketAnswer)
+)]
 pub(crate) async fn variants(
     state: State<AppState>,
     headers: HeaderMap,

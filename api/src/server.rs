@@ -211,6 +211,7 @@ pub async fn build(config: &Config, fleet: Fleet) -> anyhow::Result<AppState> {
         settings: config.jobs.clone(),
         worker_token: worker_token(config)?,
         dial: config.fleet.dial,
+        idle: warm.idle_hint(),
     });
     let state = AppState::from(Shared {
         fleet: FleetView {

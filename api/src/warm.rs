@@ -4,17 +4,24 @@
 //! first `min_idle` idle ones (by id, so every replica keeps the same ones) from stopping on
 //! their idle timeout (`Status` with `keep_warm`), and starts the missing ones for no job
 //! (`Provisioner::warm`). Workers beyond the minimum are let go: they stop once idle for their
-//! timeout. Each API replica runs a pool over the whole fleet; the fleet keeps the largest
-//! minimum any replica asks for.
+//! timeout. Launches run beside the rounds (keeping workers warm never waits for one to start)
+//! and back off after failures (a refusal, no capacity) and beyond a launch limit (workers that
+//! do not stay up would otherwise be replaced without end). Each API
+//! replica runs a pool over the whole fleet; the fleet keeps the largest minimum any replica asks
+//! for (replicas that launch before seeing each other's new workers start a few too many, which
+//! stop once idle for their timeout).
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::FutureExt;
 use futures::future::join_all;
 use htsprep_proto::v1 as pb;
 use htsprep_proto::v1::worker_client::WorkerClient;
 use tokio::sync::Notify;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::executor::DialPolicy;
@@ -45,7 +52,30 @@ struct Inner {
     min_idle: AtomicUsize,
     changed: Notify,
     last: Mutex<WarmView>,
+    idle: IdleHint,
     launched: AtomicU64,
+    /// A batch of launches runs (at most one at a time).
+    launching: AtomicBool,
+    launches: Mutex<Launches>,
+}
+
+/// The pool's launches: when recent ones happened, and until when to wait after failures.
+#[derive(Default)]
+struct Launches {
+    recent: VecDeque<Instant>,
+    failures: u32,
+    not_before: Option<(Instant, String)>,
+}
+
+/// The warm pool's last count of idle workers, for the executor: a cold job with fewer older
+/// jobs ahead of it than that waits for one of them instead of starting a worker.
+#[derive(Clone, Debug, Default)]
+pub struct IdleHint(Arc<AtomicUsize>);
+
+impl IdleHint {
+    pub fn get(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
 }
 
 /// The pool as its last round saw it (`GET /fleet`, `/metrics`); rounds run while a minimum
@@ -62,6 +92,8 @@ pub struct WarmView {
     pub kept: Vec<String>,
     /// Workers this replica started for the pool.
     pub launched: u64,
+    /// Why the pool starts no worker now, until when (after a failure).
+    pub backoff: Option<String>,
 }
 
 /// A minimum the fleet cannot hold.
@@ -76,6 +108,10 @@ pub struct TooMany {
 
 /// How long a worker gets to answer `Status`.
 const ASK_WITHIN: Duration = Duration::from_secs(3);
+/// The pool starts at most twice its minimum plus two workers in this window.
+const LAUNCH_WINDOW: Duration = Duration::from_secs(600);
+/// The longest pause after failed launches.
+const MAX_BACKOFF: Duration = Duration::from_secs(600);
 
 impl std::fmt::Debug for WarmPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -95,7 +131,10 @@ impl WarmPool {
                 parts,
                 changed: Notify::new(),
                 last: Mutex::default(),
+                idle: IdleHint::default(),
                 launched: AtomicU64::new(0),
+                launching: AtomicBool::new(false),
+                launches: Mutex::default(),
             }),
         })
     }
@@ -104,19 +143,47 @@ impl WarmPool {
         self.inner.min_idle.load(Ordering::SeqCst)
     }
 
+    /// The count the executor reads (see [`IdleHint`]).
+    pub fn idle_hint(&self) -> IdleHint {
+        self.inner.idle.clone()
+    }
+
     /// Changes the minimum at run time (this replica, until it restarts); the next round acts
-    /// on it at once.
+    /// on it at once. At 0 the pool forgets what it saw and lets every worker go.
     pub fn set_min_idle(&self, n: usize) -> Result<(), TooMany> {
         check(n, self.inner.parts.max_workers)?;
         self.inner.min_idle.store(n, Ordering::SeqCst);
+        if n == 0 {
+            self.forget();
+        }
+        *self.inner.launches.lock().expect("launches lock") = Launches::default();
         self.inner.changed.notify_one();
         Ok(())
+    }
+
+    fn forget(&self) {
+        *self.inner.last.lock().expect("warm view lock") = WarmView::default();
+        self.inner.idle.0.store(0, Ordering::Relaxed);
     }
 
     pub fn view(&self) -> WarmView {
         let mut view = self.inner.last.lock().expect("warm view lock").clone();
         view.min_idle = self.min_idle();
         view.launched = self.inner.launched.load(Ordering::Relaxed);
+        view.backoff = self
+            .inner
+            .launches
+            .lock()
+            .expect("launches lock")
+            .not_before
+            .as_ref()
+            .filter(|(until, _)| *until > Instant::now())
+            .map(|(until, why)| {
+                format!(
+                    "{why}; next try in {}s",
+                    (*until - Instant::now()).as_secs().max(1)
+                )
+            });
         view
     }
 
@@ -129,26 +196,33 @@ impl WarmPool {
     /// Runs rounds until `stop`: on a timer, when the fleet changes and when the minimum does.
     pub async fn run(self, stop: CancellationToken) {
         let mut fleet = self.inner.parts.discovery.subscribe();
+        let launches = tokio_util::task::TaskTracker::new();
         loop {
-            let workers = fleet.current();
             // Without a minimum the pool leaves the fleet alone (the default).
             if self.min_idle() > 0 {
+                let workers = fleet.current();
                 tokio::select! {
-                    () = self.round(&workers) => {}
-                    () = stop.cancelled() => return,
+                    () = self.round(&workers, &launches) => {}
+                    () = stop.cancelled() => break,
                 }
             }
             tokio::select! {
-                () = stop.cancelled() => return,
+                () = stop.cancelled() => break,
                 () = tokio::time::sleep(self.every()) => {}
                 () = self.inner.changed.notified() => {}
-                _ = fleet.next() => {}
+                _ = fleet.next() => {
+                    // One round for a burst of changes (a subscription starts with every worker).
+                    while let Some(Some(_)) = fleet.next().now_or_never() {}
+                }
             }
         }
+        // A launch in progress finishes (a local worker half started would be left running).
+        launches.close();
+        launches.wait().await;
     }
 
-    /// One round over `workers` (the ones discovery reports now).
-    pub async fn round(&self, workers: &[WorkerInfo]) {
+    /// One round over `workers` (the ones discovery reports now); launches go to `launches`.
+    async fn round(&self, workers: &[WorkerInfo], launches: &tokio_util::task::TaskTracker) {
         let parts = &self.inner.parts;
         let statuses = join_all(workers.iter().map(|w| self.ask(w, false))).await;
         let mut idle: Vec<&WorkerInfo> = workers
@@ -159,43 +233,93 @@ impl WarmPool {
             .collect();
         idle.sort_by(|a, b| a.id.cmp(&b.id));
         let min_idle = self.min_idle();
+        if min_idle == 0 {
+            return self.forget(); // set to 0 while this round asked
+        }
         let kept: Vec<&WorkerInfo> = idle.iter().copied().take(min_idle).collect();
-        for (w, kept) in kept
-            .iter()
-            .zip(join_all(kept.iter().map(|w| self.ask(w, true))).await)
-        {
-            if let Err(e) = kept {
+        let answers = join_all(kept.iter().map(|w| self.ask(w, true))).await;
+        for (w, answer) in kept.iter().zip(answers) {
+            if let Err(e) = answer {
                 tracing::debug!(worker = %w.id, error = %e, "could not keep the worker warm");
             }
         }
         let warming = parts.provisioner.warming();
-        let missing = min_idle.saturating_sub(idle.len() + warming);
-        let room = parts.max_workers.saturating_sub(workers.len() + warming);
+        self.inner.idle.0.store(idle.len(), Ordering::Relaxed);
         *self.inner.last.lock().expect("warm view lock") = WarmView {
             min_idle,
             idle: idle.len(),
             warming,
             kept: kept.iter().map(|w| w.id.clone()).collect(),
             launched: 0,
+            backoff: None,
         };
-        for _ in 0..missing.min(room) {
+        let missing = min_idle.saturating_sub(idle.len() + warming);
+        let room = parts.max_workers.saturating_sub(workers.len() + warming);
+        let wanted = missing.min(room);
+        if wanted > 0
+            && self.may_launch(min_idle)
+            && !self.inner.launching.swap(true, Ordering::SeqCst)
+        {
+            let pool = self.clone();
+            launches.spawn(async move {
+                pool.launch(wanted).await;
+                pool.inner.launching.store(false, Ordering::SeqCst);
+                pool.inner.changed.notify_one();
+            });
+        }
+    }
+
+    /// Whether launches may go ahead: not backing off after a failure, and under the pool's
+    /// launch limit (a pool whose workers keep dying must not start tasks without end; under
+    /// load, jobs start their own workers meanwhile).
+    fn may_launch(&self, min_idle: usize) -> bool {
+        let mut l = self.inner.launches.lock().expect("launches lock");
+        let now = Instant::now();
+        if l.not_before.as_ref().is_some_and(|(until, _)| *until > now) {
+            return false;
+        }
+        while l.recent.front().is_some_and(|at| now - *at > LAUNCH_WINDOW) {
+            l.recent.pop_front();
+        }
+        let limit = 2 * min_idle + 2;
+        if l.recent.len() >= limit {
+            let why = format!(
+                "the pool started {limit} workers in the last {} min, its limit",
+                LAUNCH_WINDOW.as_secs() / 60
+            );
+            tracing::warn!("warm pool: {why}; waiting");
+            let until = l.recent.front().map_or(now, |at| *at + LAUNCH_WINDOW);
+            l.not_before = Some((until, why));
+            return false;
+        }
+        true
+    }
+
+    /// Starts up to `n` workers, one after another; stops at the first failure and backs off.
+    async fn launch(&self, n: usize) {
+        for _ in 0..n {
             let token = uuid::Uuid::new_v4().simple().to_string();
-            match parts.provisioner.warm(&token).await {
+            let result = self.inner.parts.provisioner.warm(&token).await;
+            let mut l = self.inner.launches.lock().expect("launches lock");
+            match result {
                 Ok(()) => {
+                    l.recent.push_back(Instant::now());
+                    l.failures = 0;
+                    l.not_before = None;
                     self.inner.launched.fetch_add(1, Ordering::Relaxed);
                     tracing::info!(
-                        min_idle,
-                        idle = idle.len(),
+                        min_idle = self.min_idle(),
                         "started a worker for the warm pool"
                     );
                 }
-                Err(e @ ProvisionError::Capacity { .. }) => {
-                    tracing::info!(error = %e, "the warm pool waits for capacity");
-                    break;
-                }
                 Err(e) => {
-                    tracing::error!(error = %e, "the warm pool cannot start workers");
-                    break;
+                    let retry_after = match &e {
+                        ProvisionError::Capacity { retry_after, .. } => Some(*retry_after),
+                        ProvisionError::Permanent(_) => None,
+                    };
+                    tracing::warn!(error = %e, "the warm pool could not start a worker; backing off");
+                    l.fail(e.to_string(), retry_after);
+                    return;
                 }
             }
         }
@@ -227,6 +351,18 @@ impl WarmPool {
                     worker.id
                 ))
             })
+    }
+}
+
+impl Launches {
+    /// A failure: wait `retry_after` (capacity), else 30 s doubling per failure up to 10 min.
+    fn fail(&mut self, why: String, retry_after: Option<Duration>) {
+        self.failures += 1;
+        let doubling = Duration::from_secs(30)
+            .saturating_mul(1 << (self.failures - 1).min(5))
+            .min(MAX_BACKOFF);
+        let wait = retry_after.unwrap_or(doubling);
+        self.not_before = Some((Instant::now() + wait, why));
     }
 }
 

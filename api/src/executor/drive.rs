@@ -144,6 +144,39 @@ fn remaining(exec: &Executor, job: &JobRecord, limit: Duration) -> Duration {
     limit.saturating_sub(waited)
 }
 
+/// Offers the job to `workers` in turn; how the attempt ended once one took it (or refused the
+/// job for good), or `None` when each declined (`reason` says why the last did).
+async fn offer(
+    exec: &Executor,
+    job: &JobRecord,
+    request: &htsprep_proto::v1::RunJobRequest,
+    place: &mut Option<super::queue::Place<'_>>,
+    workers: Vec<WorkerInfo>,
+    reason: &mut String,
+) -> Option<Attempt> {
+    let inner = &exec.inner;
+    for worker in workers {
+        inner.dispatches.fetch_add(1, Ordering::Relaxed);
+        let mut accepted = || drop(place.take());
+        let updated = || exec.note_change(job);
+        let offered = dispatch(
+            &worker,
+            inner.dial,
+            &inner.worker_token,
+            request.clone(),
+            &mut accepted,
+            &updated,
+        );
+        match offered.await {
+            Dispatch::Followed => return Some(Attempt::Followed),
+            Dispatch::Broken(r) => return Some(Attempt::Retry(r)),
+            Dispatch::Rejected(r) => return Some(Attempt::Fatal(r)),
+            Dispatch::Declined(r) => *reason = r,
+        }
+    }
+    None
+}
+
 /// A waiting job's reason is rewritten at most this often.
 const RESAY: Duration = Duration::from_secs(1);
 
@@ -183,45 +216,42 @@ async fn run_attempt(exec: &Executor, file: &FileRecord, job: &JobRecord) -> Att
             );
             pause = not_before - Instant::now();
         } else {
-            // Workers there are first (a warm pool's idle ones among them): shared ones go to
-            // the oldest job first; the one started for this job is always offered it.
+            // Workers there first: this job's own (ECS starts one per attempt) and those for any
+            // job (a warm pool's, local ones); shared ones go to the oldest job first.
             let ahead = place.as_ref().map_or(0, |p| p.ahead());
             if ahead > 0 {
                 reason = format!("{ahead} older job(s) ahead in the queue");
             }
-            let workers = offer_order(subscription.current(), &job.job_id)
+            let own = |w: &WorkerInfo| w.started_for.as_deref() == Some(job.job_id.as_str());
+            let current = offer_order(subscription.current(), &job.job_id);
+            let (free, foreign): (Vec<WorkerInfo>, Vec<WorkerInfo>) = current
                 .into_iter()
-                .filter(|w| ahead == 0 || w.started_for.as_deref() == Some(job.job_id.as_str()));
-            for worker in workers {
-                inner.dispatches.fetch_add(1, Ordering::Relaxed);
-                let mut accepted = || drop(place.take());
-                let updated = || exec.note_change(job);
-                let offered = dispatch(
-                    &worker,
-                    inner.dial,
-                    &inner.worker_token,
-                    request.clone(),
-                    &mut accepted,
-                    &updated,
-                );
-                match offered.await {
-                    Dispatch::Followed => return Attempt::Followed,
-                    Dispatch::Broken(r) => return Attempt::Retry(r),
-                    Dispatch::Rejected(r) => return Attempt::Fatal(r),
-                    Dispatch::Declined(r) => reason = r,
-                }
+                .filter(|w| ahead == 0 || own(w))
+                .partition(|w| w.started_for.is_none() || own(w));
+            if let Some(end) = offer(exec, job, &request, &mut place, free, &mut reason).await {
+                return end;
             }
-            // None took it: make sure one is on its way.
-            // Idempotent per attempt: a fleet at its maximum or backing off says so, and the
-            // workers it has are tried again next time round (one may free a slot).
-            match inner.provisioner.provision(&req).await {
-                Ok(()) => {}
-                Err(ProvisionError::Permanent(m)) => {
-                    return Attempt::Fatal(format!("cannot start a worker: {m}"));
+            // None took it: make sure one is on its way, unless idle workers the jobs ahead
+            // have not taken yet will come to it (a warm pool's, by its last count).
+            if ahead == 0 || ahead >= inner.idle.get() {
+                // Idempotent per attempt: a fleet at its maximum or backing off says so, and
+                // the workers it has are tried again next time round (one may free a slot).
+                match inner.provisioner.provision(&req).await {
+                    Ok(()) => {}
+                    Err(ProvisionError::Permanent(m)) => {
+                        return Attempt::Fatal(format!("cannot start a worker: {m}"));
+                    }
+                    Err(e @ ProvisionError::Capacity { retry_after, .. }) => {
+                        reason = e.to_string();
+                        pause = retry_after.clamp(pause, Duration::from_secs(5));
+                    }
                 }
-                Err(e @ ProvisionError::Capacity { retry_after, .. }) => {
-                    reason = e.to_string();
-                    pause = retry_after.clamp(pause, Duration::from_secs(5));
+                // Only now a worker started for another job: that job's own worker is on its
+                // way, and this one's too, whichever takes which.
+                if let Some(end) =
+                    offer(exec, job, &request, &mut place, foreign, &mut reason).await
+                {
+                    return end;
                 }
             }
         }

@@ -82,14 +82,15 @@ impl LocalFleet {
         self.inner.members.lock().expect("members lock").live.len()
     }
 
-    async fn ensure_capacity(self) -> Result<(), ProvisionError> {
+    /// One more worker unless the fleet is at its maximum; whether one was started.
+    async fn ensure_capacity(self) -> Result<bool, ProvisionError> {
         let _guard = self.inner.spawn_lock.lock().await;
         self.adopt_orphans().await;
         let cfg = &self.inner.config;
         if self.live() >= cfg.max_workers {
-            return Ok(());
+            return Ok(false);
         }
-        self.spawn_worker().await
+        self.spawn_worker().await.map(|()| true)
     }
 
     async fn spawn_worker(&self) -> Result<(), ProvisionError> {
@@ -401,7 +402,10 @@ impl Provisioner for LocalFleet {
         let fleet = self.clone();
         self.inner
             .inflight
-            .run(&req.workflow_key, move || fleet.ensure_capacity().boxed())
+            .run(&req.workflow_key, move || {
+                // At the maximum the job waits for a slot on the workers there.
+                fleet.ensure_capacity().map(|r| r.map(|_| ())).boxed()
+            })
             .await
     }
 
@@ -419,7 +423,15 @@ impl Provisioner for LocalFleet {
                     if served(&fleet.inner) {
                         return Ok(());
                     }
-                    fleet.clone().ensure_capacity().await?;
+                    if !fleet.clone().ensure_capacity().await? {
+                        return Err(ProvisionError::Capacity {
+                            message: format!(
+                                "{} local workers run, the maximum",
+                                fleet.inner.config.max_workers
+                            ),
+                            retry_after: Duration::from_secs(2),
+                        });
+                    }
                     let mut warmed = fleet.inner.warmed.lock().expect("warmed lock");
                     warmed.push_back(token);
                     if warmed.len() > 64 {

@@ -17,6 +17,7 @@ use crate::warm::WarmView;
 
 /// The body of `POST /fleet/scale`.
 #[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct Scale {
     /// Idle workers to keep ready, at most the worker maximum; 0 turns the pool off.
     min_idle: usize,

@@ -19,6 +19,17 @@ use utoipa::{IntoParams, Modify, OpenApi};
         license(name = "MIT", identifier = "MIT"),
     ),
     modifiers(&AdminToken),
+    // Bodies named only by `IntoResponses` enums (their references are not collected).
+    components(schemas(
+        super::data::Accepted,
+        super::error::ErrorBody,
+        crate::htsget::Ticket,
+        crate::htsget::TicketBody,
+        crate::htsget::TicketUrl,
+        crate::htsget::TicketHeaders,
+        crate::htsget::ErrorBodySchema,
+        crate::htsget::ErrorDetailSchema,
+    )),
     tags(
         (name = "data", description = "Prepared artifacts and their indexes, by range; the cold path"),
         (name = "jobs", description = "Preparation jobs"),
