@@ -283,6 +283,9 @@ impl Executor {
         if !self.inner.driving.start(&job) {
             return;
         }
+        // Watchable from now, before the task runs: a `?wait` that looks right after the claim
+        // must find the watch (else it would poll).
+        self.inner.watches.prepare(&job.job_id);
         let this = self.clone();
         let driven = async move {
             let (id, key) = (job.job_id.clone(), job.workflow_key.clone());
@@ -295,8 +298,6 @@ impl Executor {
         self.inner.tracker.spawn_on(driven, &self.inner.runtime);
     }
 
-    /// Waits until the job may have changed, at most until `until`: at once on a change when
-    /// this replica drives it, else after a short poll interval (another replica drives it).
     /// Whether `job` is active but its owner has gone quiet (asking [`Executor::ensure`] again
     /// takes it over).
     pub fn is_stale(&self, job: &JobRecord) -> bool {
@@ -306,12 +307,31 @@ impl Executor {
             .is_stale(job, self.inner.store.clock().now())
     }
 
-    /// A drain (shutdown) ends the wait at once: a waiting request is answered then, not at its
-    /// deadline.
-    pub async fn changed(&self, job_id: &JobId, until: tokio::time::Instant) {
+    /// A wait for `job_id` to change, from now: take it *before* reading the job, so that a
+    /// change (or the end of driving) between the read and the wait is not missed.
+    pub fn waiter(&self, job_id: &JobId) -> Waiter<'_> {
+        Waiter {
+            exec: self,
+            rx: self.inner.watches.subscribe(job_id),
+        }
+    }
+}
+
+/// See [`Executor::waiter`].
+pub struct Waiter<'a> {
+    exec: &'a Executor,
+    /// The job's watch while this replica drives it; `None`: another replica does (poll).
+    rx: Option<tokio::sync::watch::Receiver<u64>>,
+}
+
+impl Waiter<'_> {
+    /// Resolves when the job changed since the waiter was taken (or driving it ended here), at
+    /// `until`, or when the API drains (a waiting request is answered then, not at its
+    /// deadline). Jobs another replica drives are polled.
+    pub async fn changed(self, until: tokio::time::Instant) {
         const POLL: Duration = Duration::from_millis(500);
-        let draining = self.inner.draining.cancelled();
-        match self.inner.watches.subscribe(job_id) {
+        let draining = self.exec.inner.draining.cancelled();
+        match self.rx {
             Some(mut rx) => {
                 tokio::select! {
                     _ = rx.changed() => {}
@@ -327,7 +347,9 @@ impl Executor {
             }
         }
     }
+}
 
+impl Executor {
     /// Stops taking work; in-flight dispatches get `grace` to finish, then are abandoned (their
     /// jobs stay active: another replica, or this one restarted, takes them over).
     pub async fn shutdown(&self, grace: Duration) {

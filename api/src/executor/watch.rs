@@ -21,15 +21,20 @@ pub(crate) struct Watched<'a> {
 
 impl Watches {
     pub fn open(&self, id: &JobId) -> Watched<'_> {
+        self.prepare(id);
+        Watched {
+            watches: self,
+            id: id.clone(),
+        }
+    }
+
+    /// Makes the job watchable before its driver opens the watch (see `Executor::drive`).
+    pub fn prepare(&self, id: &JobId) {
         self.jobs
             .lock()
             .expect("watches lock")
             .entry(id.clone())
             .or_insert_with(|| watch::channel(0).0);
-        Watched {
-            watches: self,
-            id: id.clone(),
-        }
     }
 
     /// Tells the job's waiters it changed.
@@ -83,5 +88,25 @@ mod tests {
             .unwrap();
         assert!(closed.is_err(), "the end of driving wakes waiters");
         assert!(w.subscribe(&id).is_none());
+    }
+
+    /// A waiter taken between the claim and the driver's start still hears the job's end.
+    #[tokio::test]
+    async fn a_job_is_watchable_from_its_claim_before_its_driver_runs() {
+        let w = Watches::default();
+        let id = JobId::new();
+        w.prepare(&id);
+        let mut early = w.subscribe(&id).expect("watchable once prepared");
+        let watched = w.open(&id);
+        w.bump(&id);
+        tokio::time::timeout(Duration::from_secs(5), early.changed())
+            .await
+            .unwrap()
+            .unwrap();
+        drop(watched);
+        let closed = tokio::time::timeout(Duration::from_secs(5), early.changed())
+            .await
+            .unwrap();
+        assert!(closed.is_err(), "the end of driving wakes the early waiter");
     }
 }

@@ -531,14 +531,16 @@ pub(crate) async fn prepare(
     };
     let deadline = tokio::time::Instant::now() + wait;
     loop {
-        let mut job = state.store.get(&job_id).await?;
+        // Watch first, then read: a change in between still wakes the wait below.
+        let waiter = state.executor.waiter(&job_id);
+        let job = state.store.get(&job_id).await?;
         if state.executor.is_stale(&job) {
             // Its owner is gone (a replica died while driving it): take it over and wait on.
             match state.executor.ensure(file).await.map_err(exec_error)? {
                 Ensured::Ready => return Ok(Prepared::Ready),
                 Ensured::Job(claim) => {
-                    job = claim.job;
-                    job_id = job.job_id.clone();
+                    job_id = claim.job.job_id.clone();
+                    continue;
                 }
             }
         }
@@ -558,7 +560,7 @@ pub(crate) async fn prepare(
         if tokio::time::Instant::now() >= deadline || state.executor.is_draining() {
             return Ok(Prepared::Pending(Box::new(job.into())));
         }
-        state.executor.changed(&job_id, deadline).await;
+        waiter.changed(deadline).await;
     }
 }
 
