@@ -50,3 +50,14 @@ fi
 # (moto) for the MongoDB and S3 backends' tests.
 scripts/mongo-test-server.sh --install-only
 scripts/aws-test-server.sh --install-only
+
+# An OpenAPI 3.1 validator (PyPI openapi-spec-validator, in a venv) for the test that checks
+# the API's /openapi.json.
+oas_venv="${HTSPREP_OPENAPI_VENV:-$HOME/.cache/htsprep/openapi-venv}"
+if [ ! -x "$oas_venv/bin/openapi-spec-validator" ]; then
+  echo "setup: installing openapi-spec-validator into $oas_venv" >&2
+  mkdir -p "$(dirname "$oas_venv")"
+  python3 -m venv "$oas_venv"
+  "$oas_venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+    openapi-spec-validator==0.9.0
+fi

@@ -124,6 +124,7 @@ pub(crate) enum TicketAnswer {
 /// `GET /htsget/reads/{dcc}/{local_id}`: a ticket for a SAM/BAM file (as BAM).
 #[utoipa::path(
     get,
+    operation_id = "htsgetReads",
     path = "/htsget/reads/{dcc}/{local_id}",
     tag = "htsget",
     params(FilePath, TicketQuery),
@@ -143,6 +144,7 @@ pub(crate) async fn reads(
 /// `GET /htsget/variants/{dcc}/{local_id}`: a ticket for a VCF file.
 #[utoipa::path(
     get,
+    operation_id = "htsgetVariants",
     path = "/htsget/variants/{dcc}/{local_id}",
     tag = "htsget",
     params(FilePath, TicketQuery),
@@ -160,14 +162,14 @@ pub(crate) async fn variants(
 }
 
 /// GA4GH service-info of the reads endpoint.
-#[utoipa::path(get, path = "/htsget/reads/service-info", tag = "htsget",
+#[utoipa::path(get, operation_id = "htsgetReadsServiceInfo", path = "/htsget/reads/service-info", tag = "htsget",
     responses((status = 200, description = "`org.ga4gh:htsget:1.3.0`, format BAM", body = Object)))]
 pub(crate) async fn reads_info() -> Response {
     service_info(Endpoint::Reads)
 }
 
 /// GA4GH service-info of the variants endpoint.
-#[utoipa::path(get, path = "/htsget/variants/service-info", tag = "htsget",
+#[utoipa::path(get, operation_id = "htsgetVariantsServiceInfo", path = "/htsget/variants/service-info", tag = "htsget",
     responses((status = 200, description = "`org.ga4gh:htsget:1.3.0`, format VCF", body = Object)))]
 pub(crate) async fn variants_info() -> Response {
     service_info(Endpoint::Variants)

@@ -171,6 +171,27 @@ async fn every_route_and_status_code_of_the_readme_is_in_the_openapi_document() 
         );
     }
 
+    // A valid OpenAPI 3.1 document, as an independent validator reads it (unique operation
+    // ids, resolvable references, schemas of the 3.1 dialect).
+    let venv = std::env::var_os("HTSPREP_OPENAPI_VENV").map_or_else(
+        || {
+            std::path::PathBuf::from(std::env::var("HOME").expect("HOME"))
+                .join(".cache/htsprep/openapi-venv")
+        },
+        std::path::PathBuf::from,
+    );
+    let validator = venv.join("bin/openapi-spec-validator");
+    assert!(
+        validator.exists(),
+        "{} is missing: run scripts/setup.sh --for-tests",
+        validator.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("openapi.json");
+    std::fs::write(&file, doc.to_string()).unwrap();
+    let checked = run(Command::new(&validator).arg(&file));
+    assert!(checked.trim_end().ends_with(": OK"), "{checked}");
+
     // The CLI prints the same document, without a running API.
     let printed = run(Command::new(bin("htsprep-api")).arg("openapi"));
     let printed: Value = serde_json::from_str(&printed).expect("the printed document is JSON");

@@ -216,7 +216,7 @@ pub(crate) enum HeadAnswer {
 
 /// `GET /data/{dcc}/{local_id}`: the prepared artifact (BAM, BGZF VCF/GFF3/BED, or a
 /// passthrough source) by range; the cold path for a file not prepared yet.
-#[utoipa::path(get, path = "/data/{dcc}/{local_id}", tag = "data",
+#[utoipa::path(get, operation_id = "getData", path = "/data/{dcc}/{local_id}", tag = "data",
     params(FilePath, ServeParams, ("Range" = Option<String>, Header, description = RANGE)),
     responses(GetAnswer))]
 pub(crate) async fn data(
@@ -227,7 +227,7 @@ pub(crate) async fn data(
 }
 
 /// `HEAD /data/{dcc}/{local_id}`: the headers of a ready artifact.
-#[utoipa::path(head, path = "/data/{dcc}/{local_id}", tag = "data",
+#[utoipa::path(head, operation_id = "headData", path = "/data/{dcc}/{local_id}", tag = "data",
     params(FilePath, ServeParams, ("Range" = Option<String>, Header, description = RANGE)),
     responses(HeadAnswer))]
 pub(crate) async fn data_head(
@@ -238,7 +238,7 @@ pub(crate) async fn data_head(
 }
 
 /// `GET /index/{dcc}/{local_id}`: the artifact's index (BAI, TBI or CSI), the same way.
-#[utoipa::path(get, path = "/index/{dcc}/{local_id}", tag = "data",
+#[utoipa::path(get, operation_id = "getIndex", path = "/index/{dcc}/{local_id}", tag = "data",
     params(FilePath, ServeParams, ("Range" = Option<String>, Header, description = RANGE)),
     responses(GetAnswer))]
 pub(crate) async fn index(
@@ -249,7 +249,7 @@ pub(crate) async fn index(
 }
 
 /// `HEAD /index/{dcc}/{local_id}`: the headers of a ready index.
-#[utoipa::path(head, path = "/index/{dcc}/{local_id}", tag = "data",
+#[utoipa::path(head, operation_id = "headIndex", path = "/index/{dcc}/{local_id}", tag = "data",
     params(FilePath, ServeParams, ("Range" = Option<String>, Header, description = RANGE)),
     responses(HeadAnswer))]
 pub(crate) async fn index_head(
@@ -599,7 +599,7 @@ pub(crate) struct FileStatus {
 }
 
 /// `GET /data/{dcc}/{local_id}/status`: whether a file is ready, and its active job.
-#[utoipa::path(get, path = "/data/{dcc}/{local_id}/status", tag = "data", params(FilePath),
+#[utoipa::path(get, operation_id = "getFileStatus", path = "/data/{dcc}/{local_id}/status", tag = "data", params(FilePath),
     responses(
         (status = 200, body = FileStatus),
         (status = 400, description = "A bad identifier", body = ErrorBody),

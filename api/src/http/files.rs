@@ -42,7 +42,7 @@ pub(crate) struct FileQuery {
 
 /// `GET /files`: the catalog (source URLs without query strings or passwords unless the admin
 /// token is sent).
-#[utoipa::path(get, path = "/files", tag = "files", params(FileQuery),
+#[utoipa::path(get, operation_id = "listFiles", path = "/files", tag = "files", params(FileQuery),
     security((), ("admin" = [])),
     responses(
         (status = 200, body = FilePage),
@@ -79,7 +79,7 @@ pub(crate) async fn list(
 }
 
 /// `GET /files/{dcc}/{local_id}`: one catalog file.
-#[utoipa::path(get, path = "/files/{dcc}/{local_id}", tag = "files", params(FilePath),
+#[utoipa::path(get, operation_id = "getFile", path = "/files/{dcc}/{local_id}", tag = "files", params(FilePath),
     security((), ("admin" = [])),
     responses(
         (status = 200, body = FileRecord),
@@ -103,7 +103,7 @@ pub(crate) async fn get(
 /// their line number; good rows are imported. 422 if any row was rejected. The token is checked
 /// before the body is read.
 /// `POST /files` (admin): register files from a JSON Lines body, one file per line.
-#[utoipa::path(post, path = "/files", tag = "files",
+#[utoipa::path(post, operation_id = "importFiles", path = "/files", tag = "files",
     security(("admin" = [])),
     request_body(content = FileRecord, content_type = "application/x-ndjson",
         description = "JSON Lines: one file per line (`dcc`, `local_id`, `md5`, `size`, `format`, `access_url`, optional `sidecars`)"),
@@ -133,7 +133,7 @@ pub(crate) async fn import(
 }
 
 /// `DELETE /files/{dcc}/{local_id}` (admin): remove a file from the catalog.
-#[utoipa::path(delete, path = "/files/{dcc}/{local_id}", tag = "files", params(FilePath),
+#[utoipa::path(delete, operation_id = "deleteFile", path = "/files/{dcc}/{local_id}", tag = "files", params(FilePath),
     security(("admin" = [])),
     responses(
         (status = 204, description = "Removed"),

@@ -25,7 +25,7 @@ pub(crate) struct Scale {
 
 /// `POST /fleet/scale` (admin): the warm pool's minimum of idle workers, at run time (this
 /// replica's, until it restarts; `HTSPREP_MIN_IDLE_WORKERS` sets it for good).
-#[utoipa::path(post, path = "/fleet/scale", tag = "operations", security(("admin" = [])),
+#[utoipa::path(post, operation_id = "scaleFleet", path = "/fleet/scale", tag = "operations", security(("admin" = [])),
     request_body = Scale,
     responses(
         (status = 200, description = "The pool with its new minimum", body = WarmView),
@@ -107,7 +107,7 @@ fn entry(m: Member, running: &HashMap<&str, Vec<String>>, recent: &[JobRecord]) 
 }
 
 /// `GET /fleet` (admin): every worker or task, what it runs, and why the recent ones stopped.
-#[utoipa::path(get, path = "/fleet", tag = "operations", security(("admin" = [])), responses(
+#[utoipa::path(get, operation_id = "getFleet", path = "/fleet", tag = "operations", security(("admin" = [])), responses(
     (status = 200, body = Fleet),
     AdminRefusal,
     (status = 503, description = "The fleet or the job store does not answer", body = ErrorBody),

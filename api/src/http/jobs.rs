@@ -24,7 +24,7 @@ fn parse_id(job_id: &str) -> Result<JobId, ApiError> {
 /// The operator's view with the admin token; otherwise the public one (status, stages,
 /// progress, a one-line error).
 /// `GET /jobs/{job_id}`: a job (the admin's view with the token).
-#[utoipa::path(get, path = "/jobs/{job_id}", tag = "jobs", params(JobPath),
+#[utoipa::path(get, operation_id = "getJob", path = "/jobs/{job_id}", tag = "jobs", params(JobPath),
     security((), ("admin" = [])),
     responses(
         (status = 200, body = JobView),
@@ -45,7 +45,7 @@ pub(crate) async fn get(
 /// again at once (`202` with the new job, or `200` if it is already prepared).
 /// `POST /jobs/{job_id}/retry` (admin): a failed job's failure stops standing; the file is
 /// prepared again at once.
-#[utoipa::path(post, path = "/jobs/{job_id}/retry", tag = "jobs", params(JobPath),
+#[utoipa::path(post, operation_id = "retryJob", path = "/jobs/{job_id}/retry", tag = "jobs", params(JobPath),
     security(("admin" = [])),
     responses(
         (status = 202, description = "The new job (`Location`)", body = JobView),
@@ -77,7 +77,7 @@ pub(crate) async fn retry(
 /// Stops an active job: it fails as cancelled, and its worker stops the running stage at its
 /// next heartbeat.
 /// `POST /jobs/{job_id}/cancel` (admin): a pending or running job fails as cancelled.
-#[utoipa::path(post, path = "/jobs/{job_id}/cancel", tag = "jobs", params(JobPath),
+#[utoipa::path(post, operation_id = "cancelJob", path = "/jobs/{job_id}/cancel", tag = "jobs", params(JobPath),
     security(("admin" = [])),
     responses(
         (status = 200, description = "The cancelled job", body = JobView),
@@ -119,7 +119,7 @@ pub(crate) struct JobQuery {
 }
 
 /// `GET /jobs` (admin): jobs, newest first, a page at a time.
-#[utoipa::path(get, path = "/jobs", tag = "jobs", params(JobQuery),
+#[utoipa::path(get, operation_id = "listJobs", path = "/jobs", tag = "jobs", params(JobQuery),
     security(("admin" = [])),
     responses(
         (status = 200, body = JobPage),

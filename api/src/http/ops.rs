@@ -21,13 +21,13 @@ pub(crate) struct Health {
 }
 
 /// `GET /healthz`: the process answers.
-#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
+#[utoipa::path(get, operation_id = "healthz", path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
 pub(crate) async fn healthz() -> Response {
     axum::Json(Health { status: "ok" }).into_response()
 }
 
 /// `GET /readyz`: ready when the stores answer and the API is not draining.
-#[utoipa::path(get, path = "/readyz", tag = "operations", responses(
+#[utoipa::path(get, operation_id = "readyz", path = "/readyz", tag = "operations", responses(
     (status = 200, body = Health),
     (status = 503, description = "Draining, or a store does not answer (`Retry-After`)", body = ErrorBody),
 ))]
@@ -55,7 +55,7 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Result<Response, Ap
 }
 
 /// `GET /metrics` (admin): the counters, in Prometheus text format.
-#[utoipa::path(get, path = "/metrics", tag = "operations", security(("admin" = [])), responses(
+#[utoipa::path(get, operation_id = "metrics", path = "/metrics", tag = "operations", security(("admin" = [])), responses(
     (status = 200, description = "Prometheus text exposition format 0.0.4", content_type = "text/plain"),
     AdminRefusal,
 ))]
@@ -142,7 +142,7 @@ pub(crate) async fn not_found(uri: Uri) -> Response {
 /// `GET /ui`: the operators' dashboard (jobs with filters, a job's timeline with stage
 /// durations, the fleet, the counters), one page with no build step. The page is public; what
 /// it shows is read with the admin token the operator enters.
-#[utoipa::path(get, path = "/ui", tag = "operations", responses(
+#[utoipa::path(get, operation_id = "dashboard", path = "/ui", tag = "operations", responses(
     (status = 200, description = "The dashboard page", content_type = "text/html"),
 ))]
 pub(crate) async fn ui() -> Response {
