@@ -30,11 +30,11 @@ pub use error::{HtsgetError, Kind};
 pub use query::Endpoint;
 
 use crate::http::AppState;
-use crate::http::data::Accepted;
+use crate::http::data::ColdAnswer;
 use crate::http::data::{
     Prepared, Probe, Target, accepted, is_ready, lookup, prepare, presigned, target,
 };
-use crate::http::error::{ApiError, ErrorBody};
+use crate::http::error::ApiError;
 use crate::http::openapi::FilePath;
 use crate::http::serve::{ArtifactOpener, Opener};
 use crate::upstream::UpstreamOpener;
@@ -91,7 +91,7 @@ pub(crate) struct TicketQuery {
     class: Option<String>,
 }
 
-/// The answers of both ticket endpoints.
+/// The answers of both ticket endpoints (beside the cold path's, `ColdAnswer`).
 #[derive(utoipa::IntoResponses)]
 #[allow(dead_code)] // describes what `answer` answers
 pub(crate) enum TicketAnswer {
@@ -101,24 +101,12 @@ pub(crate) enum TicketAnswer {
         content_type = "application/vnd.ga4gh.htsget.v1.3.0+json"
     )]
     Ticket(Ticket),
-    /// Not prepared within the wait: its job.
-    #[response(status = 202)]
-    Pending(Accepted),
     /// `InvalidInput`, `InvalidRange`, `UnsupportedFormat`.
     #[response(status = 400)]
     Invalid(error::Body),
     /// `NotFound`: no such file, not this endpoint's format, no such reference sequence.
     #[response(status = 404)]
     NotFound(error::Body),
-    /// Too many workflows are being prepared (`Retry-After`).
-    #[response(status = 429)]
-    TooBusy(ErrorBody),
-    /// Preparing the file failed.
-    #[response(status = 502)]
-    Failed(ErrorBody),
-    /// Shutting down, or storage unavailable.
-    #[response(status = 503)]
-    Unavailable(ErrorBody),
 }
 
 /// `GET /htsget/reads/{dcc}/{local_id}`: a ticket for a SAM/BAM file (as BAM).
@@ -128,7 +116,7 @@ pub(crate) enum TicketAnswer {
     path = "/htsget/reads/{dcc}/{local_id}",
     tag = "htsget",
     params(FilePath, TicketQuery),
-    responses(TicketAnswer)
+    responses(TicketAnswer, ColdAnswer)
 )]
 pub(crate) async fn reads(
     state: State<AppState>,
@@ -148,7 +136,7 @@ pub(crate) async fn reads(
     path = "/htsget/variants/{dcc}/{local_id}",
     tag = "htsget",
     params(FilePath, TicketQuery),
-    responses(TicketAnswer)
+    responses(TicketAnswer, ColdAnswer)
 )]
 pub(crate) async fn variants(
     state: State<AppState>,

@@ -23,6 +23,7 @@ use htsprep_proto::v1::worker_client::WorkerClient;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
 
 use crate::executor::DialPolicy;
 use crate::executor::dial::{Unconnected, authorized};
@@ -51,7 +52,8 @@ struct Inner {
     parts: WarmParts,
     min_idle: AtomicUsize,
     changed: Notify,
-    last: Mutex<WarmView>,
+    /// What the last round saw (the idle count is `idle`, which the executor reads).
+    last: Mutex<Seen>,
     idle: IdleHint,
     launched: AtomicU64,
     /// A batch of launches runs (at most one at a time).
@@ -65,6 +67,13 @@ struct Launches {
     recent: VecDeque<Instant>,
     failures: u32,
     not_before: Option<(Instant, String)>,
+}
+
+/// Of a round, what the view shows beside the idle count.
+#[derive(Clone, Debug, Default)]
+struct Seen {
+    warming: usize,
+    kept: Vec<String>,
 }
 
 /// The warm pool's last count of idle workers, for the executor: a cold job with fewer older
@@ -162,15 +171,13 @@ impl WarmPool {
     }
 
     fn forget(&self) {
-        *self.inner.last.lock().expect("warm view lock") = WarmView::default();
+        *self.inner.last.lock().expect("warm view lock") = Seen::default();
         self.inner.idle.0.store(0, Ordering::Relaxed);
     }
 
     pub fn view(&self) -> WarmView {
-        let mut view = self.inner.last.lock().expect("warm view lock").clone();
-        view.min_idle = self.min_idle();
-        view.launched = self.inner.launched.load(Ordering::Relaxed);
-        view.backoff = self
+        let seen = self.inner.last.lock().expect("warm view lock").clone();
+        let backoff = self
             .inner
             .launches
             .lock()
@@ -184,7 +191,14 @@ impl WarmPool {
                     (*until - Instant::now()).as_secs().max(1)
                 )
             });
-        view
+        WarmView {
+            min_idle: self.min_idle(),
+            idle: self.inner.idle.get(),
+            warming: seen.warming,
+            kept: seen.kept,
+            launched: self.inner.launched.load(Ordering::Relaxed),
+            backoff,
+        }
     }
 
     /// How often a round runs: a few times within the workers' idle timeout, at most every 5 s.
@@ -224,34 +238,36 @@ impl WarmPool {
     /// One round over `workers` (the ones discovery reports now); launches go to `launches`.
     async fn round(&self, workers: &[WorkerInfo], launches: &tokio_util::task::TaskTracker) {
         let parts = &self.inner.parts;
-        let statuses = join_all(workers.iter().map(|w| self.ask(w, false))).await;
-        let mut idle: Vec<&WorkerInfo> = workers
+        let asked = join_all(workers.iter().map(|w| self.ask(w))).await;
+        let mut idle: Vec<(&WorkerInfo, Channel)> = workers
             .iter()
-            .zip(&statuses)
-            .filter(|(_, s)| matches!(s, Ok(s) if s.in_flight == 0 && !s.draining))
-            .map(|(w, _)| w)
+            .zip(asked)
+            .filter_map(|(w, asked)| match asked {
+                Ok((channel, s)) if s.in_flight == 0 && !s.draining => Some((w, channel)),
+                _ => None,
+            })
             .collect();
-        idle.sort_by(|a, b| a.id.cmp(&b.id));
+        idle.sort_by(|a, b| a.0.id.cmp(&b.0.id));
         let min_idle = self.min_idle();
         if min_idle == 0 {
             return self.forget(); // set to 0 while this round asked
         }
-        let kept: Vec<&WorkerInfo> = idle.iter().copied().take(min_idle).collect();
-        let answers = join_all(kept.iter().map(|w| self.ask(w, true))).await;
-        for (w, answer) in kept.iter().zip(answers) {
+        let kept = &idle[..idle.len().min(min_idle)];
+        let answers = join_all(
+            kept.iter()
+                .map(|(w, channel)| self.status(w, channel.clone(), true)),
+        )
+        .await;
+        for ((w, _), answer) in kept.iter().zip(answers) {
             if let Err(e) = answer {
                 tracing::debug!(worker = %w.id, error = %e, "could not keep the worker warm");
             }
         }
         let warming = parts.provisioner.warming();
         self.inner.idle.0.store(idle.len(), Ordering::Relaxed);
-        *self.inner.last.lock().expect("warm view lock") = WarmView {
-            min_idle,
-            idle: idle.len(),
+        *self.inner.last.lock().expect("warm view lock") = Seen {
             warming,
-            kept: kept.iter().map(|w| w.id.clone()).collect(),
-            launched: 0,
-            backoff: None,
+            kept: kept.iter().map(|(w, _)| w.id.clone()).collect(),
         };
         let missing = min_idle.saturating_sub(idle.len() + warming);
         let room = parts.max_workers.saturating_sub(workers.len() + warming);
@@ -325,32 +341,37 @@ impl WarmPool {
         }
     }
 
-    /// Asks one worker how busy it is (and, with `keep_warm`, keeps it from stopping).
-    async fn ask(
-        &self,
-        worker: &WorkerInfo,
-        keep_warm: bool,
-    ) -> Result<pb::StatusResponse, String> {
-        let parts = &self.inner.parts;
-        let asked = async {
-            let channel = parts.dial.connect(worker).await.map_err(|e| match e {
+    /// Asks one worker how busy it is; the channel serves the keep-warm call after.
+    async fn ask(&self, worker: &WorkerInfo) -> Result<(Channel, pb::StatusResponse), String> {
+        let channel = tokio::time::timeout(ASK_WITHIN, self.inner.parts.dial.connect(worker))
+            .await
+            .map_err(|_| format!("worker {} did not answer within {ASK_WITHIN:?}", worker.id))?
+            .map_err(|e| match e {
                 Unconnected::Refused(r) | Unconnected::Unreachable(r) => r,
             })?;
-            let request = authorized(pb::StatusRequest { keep_warm }, &parts.worker_token)?;
-            WorkerClient::new(channel)
-                .status(request)
-                .await
-                .map(tonic::Response::into_inner)
-                .map_err(|s| format!("worker {}: {}", worker.id, s.message()))
-        };
-        tokio::time::timeout(ASK_WITHIN, asked)
-            .await
-            .unwrap_or_else(|_| {
-                Err(format!(
-                    "worker {} did not answer within {ASK_WITHIN:?}",
-                    worker.id
-                ))
-            })
+        let status = self.status(worker, channel.clone(), false).await?;
+        Ok((channel, status))
+    }
+
+    /// `Status` over `channel` (with `keep_warm`, the worker does not stop on its idle timeout).
+    async fn status(
+        &self,
+        worker: &WorkerInfo,
+        channel: Channel,
+        keep_warm: bool,
+    ) -> Result<pb::StatusResponse, String> {
+        let request = authorized(
+            pb::StatusRequest { keep_warm },
+            &self.inner.parts.worker_token,
+        )?;
+        match tokio::time::timeout(ASK_WITHIN, WorkerClient::new(channel).status(request)).await {
+            Ok(Ok(answer)) => Ok(answer.into_inner()),
+            Ok(Err(s)) => Err(format!("worker {}: {}", worker.id, s.message())),
+            Err(_) => Err(format!(
+                "worker {} did not answer within {ASK_WITHIN:?}",
+                worker.id
+            )),
+        }
     }
 }
 

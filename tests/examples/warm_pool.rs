@@ -21,17 +21,15 @@ fn median(v: &[f64]) -> f64 {
     v[v.len() / 2]
 }
 
-/// The manifest row of the test file, under `local_id`.
-fn row(local_id: &str) -> String {
+/// The manifest row of the test file (its md5 and size computed once), as a template.
+fn template() -> serde_json::Value {
     let dir = tempfile::tempdir().unwrap();
     let manifest = testdata_manifest("bench", &dir.path().join("m.jsonl"));
-    let mut row: serde_json::Value = manifest
+    manifest
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
         .find(|r| r["local_id"] == FILE)
-        .expect("the test file is in the manifest");
-    row["local_id"] = local_id.into();
-    row.to_string()
+        .expect("the test file is in the manifest")
 }
 
 async fn until(api: &ApiProcess, what: &str, ready: impl Fn(&serde_json::Value) -> bool) {
@@ -57,7 +55,13 @@ fn running(fleet: &serde_json::Value) -> usize {
 
 /// RUNS cold requests against `api`; with a pool, each starts once one worker is idle and ready,
 /// without, once no worker runs.
-async fn measure(api: &ApiProcess, label: &str, pool: bool, runs: usize) -> Vec<f64> {
+async fn measure(
+    api: &ApiProcess,
+    row: &serde_json::Value,
+    label: &str,
+    pool: bool,
+    runs: usize,
+) -> Vec<f64> {
     let mut times = Vec::new();
     for i in 0..runs {
         if pool {
@@ -66,7 +70,9 @@ async fn measure(api: &ApiProcess, label: &str, pool: bool, runs: usize) -> Vec<
             until(api, "no worker left", |f| running(f) == 0).await;
         }
         let id = format!("{label}-{}-{i}", if pool { "pool" } else { "nopool" });
-        api.register(&row(&id)).await;
+        let mut row = row.clone();
+        row["local_id"] = id.as_str().into();
+        api.register(&row.to_string()).await;
         let start = Instant::now();
         let resp = api
             .http
@@ -94,16 +100,17 @@ async fn measure(api: &ApiProcess, label: &str, pool: bool, runs: usize) -> Vec<
 }
 
 async fn compare(label: &str, start: impl Fn(&[(&str, &str)]) -> ApiProcess, runs: usize) {
+    let row = template();
     let cold = {
         let api = start(&[("HTSPREP_WORKER_IDLE_SECONDS", IDLE_SECONDS)]);
-        measure(&api, label, false, runs).await
+        measure(&api, &row, label, false, runs).await
     };
     let warm = {
         let api = start(&[
             ("HTSPREP_WORKER_IDLE_SECONDS", IDLE_SECONDS),
             ("HTSPREP_MIN_IDLE_WORKERS", "1"),
         ]);
-        measure(&api, label, true, runs).await
+        measure(&api, &row, label, true, runs).await
     };
     let (c, w) = (median(&cold), median(&warm));
     println!(

@@ -84,6 +84,16 @@ impl ApiProcess {
         resp.json().await.expect("import report")
     }
 
+    /// Registers the real test files in `testdata/` under the DCC `testdata`.
+    pub async fn register_testdata(&self) -> serde_json::Value {
+        let dir = tempfile::tempdir().expect("temp dir");
+        self.register(&crate::testdata_manifest(
+            "testdata",
+            &dir.path().join("m.jsonl"),
+        ))
+        .await
+    }
+
     /// A GET as the operator (with the admin token): `/jobs/{id}` shows workers and events.
     pub async fn get_json(&self, path: &str) -> serde_json::Value {
         self.http

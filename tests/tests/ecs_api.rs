@@ -124,9 +124,7 @@ async fn every_real_file_goes_cold_to_served_through_one_ecs_task_per_workflow()
 async fn a_hundred_concurrent_cold_gets_launch_one_task() {
     let world = EcsWorld::start().await;
     let api = world.start_api(&[]);
-    let dir = tempfile::tempdir().unwrap();
-    api.register(&testdata_manifest("testdata", &dir.path().join("m.jsonl")))
-        .await;
+    api.register_testdata().await;
     let gets: Vec<_> = (0..100)
         .map(|_| {
             let (http, url) = (
@@ -309,9 +307,7 @@ async fn a_warm_task_runs_the_first_cold_job_without_a_launch_for_it() {
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(world.standin.task(&warm).last_status, "RUNNING");
 
-    let dir = tempfile::tempdir().unwrap();
-    api.register(&testdata_manifest("testdata", &dir.path().join("m.jsonl")))
-        .await;
+    api.register_testdata().await;
     let job_id = api.cold_get("/data/testdata/test.broadPeak").await;
     let job = api.wait_job(&job_id, MINUTES).await;
     assert_eq!(job["status"], "completed", "{job:#}");
@@ -342,9 +338,7 @@ async fn a_warm_task_runs_the_first_cold_job_without_a_launch_for_it() {
 async fn idle_workers_stop_themselves_and_their_tasks_go_stopped() {
     let world = EcsWorld::start().await;
     let api = world.start_api(&[("HTSPREP_WORKER_IDLE_SECONDS", "2")]);
-    let dir = tempfile::tempdir().unwrap();
-    api.register(&testdata_manifest("testdata", &dir.path().join("m.jsonl")))
-        .await;
+    api.register_testdata().await;
     let job_id = api.cold_get("/data/testdata/test.broadPeak").await;
     let job = api.wait_job(&job_id, MINUTES).await;
     assert_eq!(job["status"], "completed", "{job:#}");
@@ -446,9 +440,7 @@ async fn a_task_outside_loopback_fails_its_job_without_being_dialed() {
     // address like the ones an emulator invents.
     let world = EcsWorld::without_agent().await;
     let api = world.start_api(&[]);
-    let dir = tempfile::tempdir().unwrap();
-    api.register(&testdata_manifest("testdata", &dir.path().join("m.jsonl")))
-        .await;
+    api.register_testdata().await;
     let job_id = api.cold_get("/data/testdata/test.broadPeak").await;
     let deadline = tokio::time::Instant::now() + MINUTES;
     let arn = loop {

@@ -268,9 +268,7 @@ async fn expect_error(api: &ApiProcess, path: &str, status: u16, error: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_get_the_spec_errors_and_service_info_describes_each_endpoint() {
     let api = ApiProcess::start(&[]);
-    let dir = tempfile::tempdir().unwrap();
-    api.register(&testdata_manifest("testdata", &dir.path().join("m.jsonl")))
-        .await;
+    api.register_testdata().await;
     let reads = "/htsget/reads/testdata/gstt1_sample.bam";
     // Refused from the query alone: nothing is prepared for them.
     for (path, status, error) in [
@@ -485,9 +483,7 @@ async fn igv_js_loads_reads_and_variants_through_htsget_from_another_origin() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cold_ticket_request_that_outlasts_the_wait_limit_gets_the_job() {
     let api = ApiProcess::start(&[("HTSPREP_MAX_WAIT_SECONDS", "0")]);
-    let dir = tempfile::tempdir().unwrap();
-    api.register(&testdata_manifest("testdata", &dir.path().join("m.jsonl")))
-        .await;
+    api.register_testdata().await;
     let path = "/htsget/variants/testdata/htslib_index.vcf?referenceName=1";
     let resp = api.http.get(api.url(path)).send().await.unwrap();
     assert_eq!(resp.status(), 202);

@@ -89,12 +89,7 @@ async fn local_workers_run_at_the_configured_niceness() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_fleet_view_shows_each_worker_its_jobs_and_why_it_exited() {
     let api = htsprep_tests::api::ApiProcess::start(&[]);
-    let dir = tempfile::tempdir().unwrap();
-    api.register(&htsprep_tests::testdata_manifest(
-        "testdata",
-        &dir.path().join("m.jsonl"),
-    ))
-    .await;
+    api.register_testdata().await;
     let job = api.cold_get("/data/testdata/htslib_index.vcf").await;
     let done = api.wait_job(&job, Duration::from_secs(120)).await;
     assert_eq!(done["status"], "completed");
@@ -235,12 +230,7 @@ async fn a_warm_pool_keeps_idle_workers_ready_and_cold_jobs_run_on_them() {
     assert_eq!(running_ids(&fleet), vec![warm.clone()], "{fleet:#}");
     assert_eq!(fleet["warm"]["launched"], 1, "{fleet:#}");
 
-    let dir = tempfile::tempdir().unwrap();
-    api.register(&htsprep_tests::testdata_manifest(
-        "testdata",
-        &dir.path().join("m.jsonl"),
-    ))
-    .await;
+    api.register_testdata().await;
     let job = api.cold_get("/data/testdata/htslib_index.vcf").await;
     let done = api.wait_job(&job, Duration::from_secs(120)).await;
     assert_eq!(done["status"], "completed");

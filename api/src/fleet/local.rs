@@ -195,6 +195,35 @@ impl LocalFleet {
         Ok(())
     }
 
+    /// One worker for the warm pool's `token`, unless that token was served (calls with one
+    /// token run one at a time, through `inflight`); a capacity error at the maximum.
+    async fn warm_once(self, token: String) -> Result<(), ProvisionError> {
+        if self
+            .inner
+            .warmed
+            .lock()
+            .expect("warmed lock")
+            .contains(&token)
+        {
+            return Ok(());
+        }
+        if !self.clone().ensure_capacity().await? {
+            return Err(ProvisionError::Capacity {
+                message: format!(
+                    "{} local workers run, the maximum",
+                    self.inner.config.max_workers
+                ),
+                retry_after: Duration::from_secs(2),
+            });
+        }
+        let mut warmed = self.inner.warmed.lock().expect("warmed lock");
+        warmed.push_back(token);
+        if warmed.len() > 64 {
+            warmed.pop_front();
+        }
+        Ok(())
+    }
+
     fn registry(&self) -> PathBuf {
         self.inner.config.data_dir.join("workers")
     }
@@ -412,34 +441,10 @@ impl Provisioner for LocalFleet {
     /// Local workers take any job: one more worker, under the same lock and maximum.
     async fn warm(&self, token: &str) -> Result<(), ProvisionError> {
         let (fleet, token) = (self.clone(), token.to_owned());
-        let key = format!("warm.{token}");
         self.inner
             .inflight
-            .run(&key, move || {
-                async move {
-                    // Calls with one token run one at a time here: a later one finds it served.
-                    let served =
-                        |inner: &Inner| inner.warmed.lock().expect("warmed lock").contains(&token);
-                    if served(&fleet.inner) {
-                        return Ok(());
-                    }
-                    if !fleet.clone().ensure_capacity().await? {
-                        return Err(ProvisionError::Capacity {
-                            message: format!(
-                                "{} local workers run, the maximum",
-                                fleet.inner.config.max_workers
-                            ),
-                            retry_after: Duration::from_secs(2),
-                        });
-                    }
-                    let mut warmed = fleet.inner.warmed.lock().expect("warmed lock");
-                    warmed.push_back(token);
-                    if warmed.len() > 64 {
-                        warmed.pop_front();
-                    }
-                    Ok(())
-                }
-                .boxed()
+            .run(&format!("warm.{token}"), move || {
+                fleet.warm_once(token).boxed()
             })
             .await
     }

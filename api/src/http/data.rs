@@ -164,9 +164,6 @@ pub(crate) enum GetAnswer {
     /// The range asked for (`Content-Range`), or several as `multipart/byteranges`.
     #[response(status = 206, content_type = "application/octet-stream")]
     Partial,
-    /// Not prepared yet: its job (`Location: /jobs/{id}`, `Retry-After`).
-    #[response(status = 202)]
-    Pending(Accepted),
     /// With `HTSPREP_S3_REDIRECT`: a presigned S3 URL (`Location`); the `Range` follows it.
     #[response(status = 307)]
     Redirect,
@@ -179,6 +176,16 @@ pub(crate) enum GetAnswer {
     /// No range satisfiable (`Content-Range: bytes */N`).
     #[response(status = 416)]
     NotSatisfiable(ErrorBody),
+}
+
+/// The cold path's answers (`prepare`), on every endpoint that prepares a file it is asked for.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // describes what `prepare` answers
+pub(crate) enum ColdAnswer {
+    /// Not prepared yet (or not within `?wait`): its job (`Location: /jobs/{id}`,
+    /// `Retry-After`).
+    #[response(status = 202)]
+    Pending(Accepted),
     /// Too many workflows are being prepared (`Retry-After`).
     #[response(status = 429)]
     TooBusy(ErrorBody),
@@ -218,7 +225,7 @@ pub(crate) enum HeadAnswer {
 /// passthrough source) by range; the cold path for a file not prepared yet.
 #[utoipa::path(get, operation_id = "getData", path = "/data/{dcc}/{local_id}", tag = "data",
     params(FilePath, ServeParams, ("Range" = Option<String>, Header, description = RANGE)),
-    responses(GetAnswer))]
+    responses(GetAnswer, ColdAnswer))]
 pub(crate) async fn data(
     State(state): State<AppState>,
     r: ServeRequest,
@@ -240,7 +247,7 @@ pub(crate) async fn data_head(
 /// `GET /index/{dcc}/{local_id}`: the artifact's index (BAI, TBI or CSI), the same way.
 #[utoipa::path(get, operation_id = "getIndex", path = "/index/{dcc}/{local_id}", tag = "data",
     params(FilePath, ServeParams, ("Range" = Option<String>, Header, description = RANGE)),
-    responses(GetAnswer))]
+    responses(GetAnswer, ColdAnswer))]
 pub(crate) async fn index(
     State(state): State<AppState>,
     r: ServeRequest,
