@@ -153,10 +153,11 @@ impl axum::extract::FromRequestParts<AppState> for ServeRequest {
     }
 }
 
-/// The answers of `GET /data` and `GET /index`.
+/// The answers of `/data` and `/index` (GET and HEAD; a GET also takes the cold path,
+/// `ColdAnswer`; a HEAD never starts work). A HEAD gets the same status and headers, no body.
 #[derive(utoipa::IntoResponses)]
 #[allow(dead_code)] // describes what `handle` answers
-pub(crate) enum GetAnswer {
+pub(crate) enum ServeAnswer {
     /// The whole artifact (no `Range`, a `Range` of another unit, or parts that would weigh
     /// more than the whole).
     #[response(status = 200, content_type = "application/octet-stream")]
@@ -170,7 +171,8 @@ pub(crate) enum GetAnswer {
     /// A malformed byte range or query, or a bad identifier.
     #[response(status = 400)]
     BadRequest(ErrorBody),
-    /// No such file in the catalog (or, for an index, the format has none).
+    /// No such file in the catalog (or, for an index, the format has none); for a HEAD, also
+    /// not prepared yet.
     #[response(status = 404)]
     NotFound(ErrorBody),
     /// No range satisfiable (`Content-Range: bytes */N`).
@@ -197,35 +199,11 @@ pub(crate) enum ColdAnswer {
     Unavailable(ErrorBody),
 }
 
-/// The answers of `HEAD /data` and `HEAD /index`: never starts work.
-#[derive(utoipa::IntoResponses)]
-#[allow(dead_code)] // describes what `handle` answers
-pub(crate) enum HeadAnswer {
-    /// The headers of the ready artifact (`Content-Length`, `ETag`, `Accept-Ranges`).
-    #[response(status = 200)]
-    Whole,
-    /// The headers of the range asked for.
-    #[response(status = 206)]
-    Partial,
-    /// With `HTSPREP_S3_REDIRECT`: a presigned S3 URL.
-    #[response(status = 307)]
-    Redirect,
-    /// A malformed byte range or query, or a bad identifier.
-    #[response(status = 400)]
-    BadRequest(ErrorBody),
-    /// No such file, or not prepared yet.
-    #[response(status = 404)]
-    NotFound(ErrorBody),
-    /// No range satisfiable.
-    #[response(status = 416)]
-    NotSatisfiable(ErrorBody),
-}
-
 /// `GET /data/{dcc}/{local_id}`: the prepared artifact (BAM, BGZF VCF/GFF3/BED, or a
 /// passthrough source) by range; the cold path for a file not prepared yet.
 #[utoipa::path(get, operation_id = "getData", path = "/data/{dcc}/{local_id}", tag = "data",
     params(FilePath, ServeParams, ("Range" = Option<String>, Header, description = RANGE)),
-    responses(GetAnswer, ColdAnswer))]
+    responses(ServeAnswer, ColdAnswer))]
 pub(crate) async fn data(
     State(state): State<AppState>,
     r: ServeRequest,
@@ -236,7 +214,7 @@ pub(crate) async fn data(
 /// `HEAD /data/{dcc}/{local_id}`: the headers of a ready artifact.
 #[utoipa::path(head, operation_id = "headData", path = "/data/{dcc}/{local_id}", tag = "data",
     params(FilePath, ServeParams, ("Range" = Option<String>, Header, description = RANGE)),
-    responses(HeadAnswer))]
+    responses(ServeAnswer))]
 pub(crate) async fn data_head(
     State(state): State<AppState>,
     r: ServeRequest,
@@ -247,7 +225,7 @@ pub(crate) async fn data_head(
 /// `GET /index/{dcc}/{local_id}`: the artifact's index (BAI, TBI or CSI), the same way.
 #[utoipa::path(get, operation_id = "getIndex", path = "/index/{dcc}/{local_id}", tag = "data",
     params(FilePath, ServeParams, ("Range" = Option<String>, Header, description = RANGE)),
-    responses(GetAnswer, ColdAnswer))]
+    responses(ServeAnswer, ColdAnswer))]
 pub(crate) async fn index(
     State(state): State<AppState>,
     r: ServeRequest,
@@ -258,7 +236,7 @@ pub(crate) async fn index(
 /// `HEAD /index/{dcc}/{local_id}`: the headers of a ready index.
 #[utoipa::path(head, operation_id = "headIndex", path = "/index/{dcc}/{local_id}", tag = "data",
     params(FilePath, ServeParams, ("Range" = Option<String>, Header, description = RANGE)),
-    responses(HeadAnswer))]
+    responses(ServeAnswer))]
 pub(crate) async fn index_head(
     State(state): State<AppState>,
     r: ServeRequest,
