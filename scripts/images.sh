@@ -129,7 +129,7 @@ buildah copy --quiet --chown 10001:10001 "$w" testdata/pybigwig_test.bigBed \
   testdata/ctcf_trackline.bed testdata/gstt1_sample.bam /var/lib/htsprep/in/ >/dev/null
 inside=$(run "$w" -- bash -c "mkdir -p /var/lib/htsprep/work/check && bash -c \"\$0\" x /opt/pipelines /var/lib/htsprep/in /var/lib/htsprep/work/check" "$(cat "$here/stages.sh")")
 mkdir "$ctx/host"
-host=$(bash "$here/stages.sh" worker/pipelines testdata "$ctx/host")
+host=$(bash "$here/stages.sh" worker/pipelines testdata "$ctx/host" "$PWD/target/$profile/htsprep-worker")
 echo "$inside" | sed 's/^/  image: /' >&2
 [ "$(echo "$inside" | grep -c 'rc=0\]')" = 6 ] || { say "FAILED: a stage failed in the image"; exit 1; }
 check "the stage scripts in the image give what they give on this host" "$host" "$inside"

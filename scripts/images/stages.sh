@@ -1,12 +1,13 @@
 # Runs real stage scripts on files from testdata/ the way the worker runs them (bash -o pipefail
 # -c SCRIPT STAGE ARGS, with only these variables) and prints what they produced. Run inside the
 # worker image and on the host with the same arguments; the two outputs must agree.
-# Usage: bash stages.sh PIPELINES_DIR TESTDATA_DIR WORK_DIR
+# Usage: bash stages.sh PIPELINES_DIR TESTDATA_DIR WORK_DIR [WORKER_BINARY]
+# (WORKER_BINARY: the htsprep-worker whose tools the stages run; default: the one on PATH)
 set -u
-P=$1 IN=$2 J=$3
+P=$1 IN=$2 J=$3 W=${4:-$(command -v htsprep-worker)}
 stage() {
   s=$1; shift
-  env -i PATH="$PATH" LC_ALL=C SORT_MEM=64M SAMTOOLS_SORT_MEM=64M THREADS=2 TMPDIR="$J" \
+  env -i PATH="$PATH" LC_ALL=C SORT_MEM=64M SAMTOOLS_SORT_MEM=64M THREADS=2 TMPDIR="$J" HTSPREP_WORKER="$W" \
     bash -o pipefail -c "$(cat "$P/$s.sh")" "$s" "$@"
   echo "[$s rc=$?]"
 }

@@ -12,7 +12,9 @@
 #   CRLF -> LF; a row without any tab is split on runs of spaces.
 #   Rejects rows with < 3 columns, non-integer start/end, end < start.
 # Env:    SORT_MEM (sort -S, e.g. 256M), TMPDIR (existing per-job dir), THREADS (sort --parallel
-#         and bgzip -@; default 1). LC_ALL=C is forced.
+#         and compression threads; default 1), HTSPREP_WORKER (the htsprep-worker binary: its
+#         bgzip-tabix compresses and writes OUT.tbi in the same pass, unless a record lies past
+#         a TBI's reach). LC_ALL=C is forced.
 # Exit:   0 ok; 1 bad input (reason on stderr); 2 usage/environment; 3 tool/system failure.
 # Outputs are removed on failure.
 set -eu
@@ -23,11 +25,12 @@ die() { c=$1; shift; printf '%s: %s\n' "$0" "$*" >&2; exit "$c"; }
 [ "$#" -eq 4 ] || die 2 "usage: $0 IN OUT_BED_GZ STATS COUNTS (got $# arguments)"
 [ -n "${TMPDIR:-}" ] && [ -d "$TMPDIR" ] && [ -w "$TMPDIR" ] || die 2 "TMPDIR is unset or not a writable directory"
 case "${SORT_MEM:-}" in ''|*[!0-9KMGTkmgtb%]*) die 2 "SORT_MEM is unset or invalid (e.g. 256M)";; esac
+[ -x "${HTSPREP_WORKER:-}" ] || die 2 "HTSPREP_WORKER is not the htsprep-worker binary"
 [ -f "$1" ] && [ -r "$1" ] || die 1 "input file is missing or unreadable"
 
 gzerr="$TMPDIR/bed_clean_sort_bgzip.gzip.stderr"
 in=$1 out=$2 stats=$3 counts=$4 ok=0
-trap '[ "$ok" = 1 ] || rm -f -- "$out" "$stats" "$counts"' EXIT
+trap '[ "$ok" = 1 ] || rm -f -- "$out" "$out.tbi" "$stats" "$counts"' EXIT
 
 set +e
 gzip -cdf < "$in" 2> "$gzerr" \
@@ -64,7 +67,7 @@ gzip -cdf < "$in" 2> "$gzerr" \
     close(ENVIRON["COUNTS"])
   }' \
 | sort -t $'\t' -k1,1 -k2,2n -S "$SORT_MEM" -T "$TMPDIR" --parallel="${THREADS:-1}" \
-| bgzip -@ "${THREADS:-1}" -c > "$out"
+| "$HTSPREP_WORKER" bgzip-tabix bed "$out" --threads "${THREADS:-1}"
 st=("${PIPESTATUS[@]}")
 set -e
 # If the caller ignores SIGPIPE (inherited), gzip fails with EPIPE instead of dying of SIGPIPE.
@@ -82,7 +85,8 @@ case "$(root)" in
   1) [ "${st[1]}" = 3 ] && die 1 "input is not valid BED (details above)"
      die 3 "awk cleaning step failed (status ${st[1]})";;
   2) die 3 "sort failed (status ${st[2]}; TMPDIR full or SORT_MEM too large?)";;
-  3) die 3 "bgzip failed (status ${st[3]}; output disk full?)";;
+  3) [ "${st[3]}" = 1 ] && die 1 "input could not be indexed (details above)"
+     die 3 "compression failed (status ${st[3]}; output disk full?)";;
   *) die 3 "pipeline interrupted (statuses ${st[*]})";;
 esac
 [ -s "$stats" ] && [ -f "$counts" ] || die 3 "stats or counts file was not written"

@@ -1,5 +1,6 @@
 //! The htsprep worker. Architecture invariant: only this crate spawns pipeline processes.
 
+pub mod bgzip_tabix;
 pub mod config;
 mod convert;
 pub mod fetch;

@@ -23,6 +23,36 @@ enum Command {
     Serve,
     /// Exit 0 if the worker's /health answers 200 (for container health checks).
     Healthcheck,
+    /// Compress sorted text from standard input to BGZF and write its tabix index (OUT.tbi) in
+    /// the same pass; a tool of the clean-sort-bgzip stages. Exit 1: the input cannot be indexed
+    /// (line and reason on stderr); 3: a read or write failed.
+    BgzipTabix {
+        #[arg(value_enum)]
+        preset: htsprep_worker::bgzip_tabix::Preset,
+        /// The compressed file to write.
+        out: std::path::PathBuf,
+        /// Header lines written before standard input (read once standard input starts).
+        #[arg(long)]
+        header: Option<std::path::PathBuf>,
+        /// Compression threads.
+        #[arg(long, default_value = "1")]
+        threads: std::num::NonZero<usize>,
+    },
+}
+
+fn bgzip_tabix(
+    preset: htsprep_worker::bgzip_tabix::Preset,
+    out: &std::path::Path,
+    header: Option<&std::path::Path>,
+    threads: std::num::NonZero<usize>,
+) -> ExitCode {
+    match htsprep_worker::bgzip_tabix::command(preset, header, out, threads) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("htsprep-worker bgzip-tabix: {e}");
+            ExitCode::from(if e.is_bad_input() { 1 } else { 3 })
+        }
+    }
 }
 
 async fn serve(config: WorkerConfig) -> anyhow::Result<()> {
@@ -77,6 +107,16 @@ async fn healthcheck(config: WorkerConfig) -> anyhow::Result<()> {
 async fn main() -> ExitCode {
     htsprep_shared::process::init_logging();
     let cli = Cli::parse();
+    // A stage tool: no worker configuration (a stage's environment has none).
+    if let Some(Command::BgzipTabix {
+        preset,
+        out,
+        header,
+        threads,
+    }) = &cli.command
+    {
+        return bgzip_tabix(*preset, out, header.as_deref(), *threads);
+    }
     let config = match WorkerConfig::from_env() {
         Ok(c) => c,
         Err(e) => {
@@ -87,6 +127,7 @@ async fn main() -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config).await,
         Command::Healthcheck => healthcheck(config).await,
+        Command::BgzipTabix { .. } => unreachable!("handled before the configuration is read"),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -79,6 +79,7 @@ pub async fn run(
         heartbeat_every: config.heartbeat_every,
         kill_grace: Duration::from_secs(5),
         threads: config.threads,
+        worker_exe: std::env::current_exe().context("find this worker's own binary")?,
     };
     let state = WorkerState::new(ctx, config.max_jobs);
 

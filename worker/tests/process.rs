@@ -211,11 +211,9 @@ async fn runs_a_job_over_grpc_and_reports_health() {
         panic!("expected completion, got {updates:?}");
     };
     assert_eq!(done.artifacts.len(), 2);
-    assert!(
-        updates
-            .iter()
-            .any(|u| matches!(u, pb::job_update::Update::StageStarted(s) if s.stage == "index"))
-    );
+    assert!(updates.iter().any(
+        |u| matches!(u, pb::job_update::Update::StageStarted(s) if s.stage == "clean-sort-bgzip")
+    ));
 
     let job = store.get(&job_id).await.unwrap();
     assert_eq!(job.status, JobStatus::Completed);

@@ -3,6 +3,8 @@
 
 #[path = "support/harness.rs"]
 mod harness;
+#[path = "support/tbi.rs"]
+mod tbi;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -171,6 +173,24 @@ async fn tabix_case(name: &str, format: Format, index_ext: &str) {
     };
     assert!(!expected.is_empty());
     check_tabix(&local, &expected);
+    // The index written while compressing has the content tabix gives the same file.
+    let preset = match format {
+        Format::Vcf => "vcf",
+        Format::Gff | Format::Gtf => "gff",
+        _ => "bed",
+    };
+    let copy = dir.path().join("by-tabix.gz");
+    std::fs::copy(&data, &copy).unwrap();
+    sh("tabix", &[&"-p", &preset, &copy]);
+    tbi::assert_same(&index, &dir.path().join("by-tabix.gz.tbi"));
+    assert!(
+        ran.job.events.iter().any(|e| matches!(
+            &e.kind,
+            EventKind::StageSkipped { stage, .. } if stage == "index"
+        )),
+        "no tabix pass after compression: {:?}",
+        ran.job.events
+    );
 }
 
 #[tokio::test]

@@ -4,6 +4,8 @@
 mod harness;
 #[path = "support/http.rs"]
 mod http;
+#[path = "support/tbi.rs"]
+mod tbi;
 
 use std::time::Duration;
 
@@ -180,8 +182,17 @@ async fn a_retry_skips_the_stages_whose_artifact_exists() {
             first.job.error
         );
         let data_before = std::fs::read(h.artifact_path(&first.spec, ArtifactKind::Data)).unwrap();
-        let index_before =
-            std::fs::read(h.artifact_path(&first.spec, ArtifactKind::Index)).unwrap();
+        // The first attempt's index (a TBI written while compressing: compared by content,
+        // as the retry makes it with tabix).
+        let index_of = |spec| {
+            let path = h.artifact_path(spec, ArtifactKind::Index);
+            if format == Format::Sam {
+                format!("{:?}", std::fs::read(&path).unwrap())
+            } else {
+                tbi::canonical(&path)
+            }
+        };
+        let index_before = index_of(&first.spec);
         // As if the first attempt had died after publishing the data artifact.
         h.artifacts
             .delete(&first.spec.artifacts[&ArtifactKind::Index])
@@ -224,11 +235,7 @@ async fn a_retry_skips_the_stages_whose_artifact_exists() {
             std::fs::read(h.artifact_path(&second.spec, ArtifactKind::Data)).unwrap(),
             data_before
         );
-        assert_eq!(
-            std::fs::read(h.artifact_path(&second.spec, ArtifactKind::Index)).unwrap(),
-            index_before,
-            "{name}"
-        );
+        assert_eq!(index_of(&second.spec), index_before, "{name}");
 
         // With both artifacts present, nothing runs at all.
         let third = h

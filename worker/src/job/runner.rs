@@ -34,6 +34,8 @@ pub struct JobContext {
     pub kill_grace: Duration,
     /// Threads a stage may use (`THREADS` for sort, bgzip and samtools): the worker's CPUs.
     pub threads: usize,
+    /// The htsprep-worker binary: stages run its tools (`HTSPREP_WORKER` in their environment).
+    pub worker_exe: PathBuf,
 }
 
 /// How a job ended on this worker.
@@ -119,6 +121,10 @@ pub async fn run_job(
                 spec.caps.samtools_sort_mem.clone(),
             ),
             ("THREADS".into(), ctx.threads.max(1).to_string()),
+            (
+                "HTSPREP_WORKER".into(),
+                ctx.worker_exe.to_string_lossy().into_owned(),
+            ),
         ],
         cancel: cancel.clone(),
         kill_grace: ctx.kill_grace,

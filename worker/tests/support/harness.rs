@@ -104,6 +104,7 @@ impl Harness {
             heartbeat_every: Duration::from_millis(50),
             kill_grace: Duration::from_millis(500),
             threads: 2,
+            worker_exe: env!("CARGO_BIN_EXE_htsprep-worker").into(),
         };
         Self {
             dir,
