@@ -7,8 +7,11 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use futures::FutureExt;
 use htsprep_shared::catalog::{Catalog, CatalogError, CatalogPage, CatalogQuery, PutOutcome};
 use htsprep_shared::domain::{FileRecord, Ident};
+
+use crate::coalesce::Coalesce;
 
 const MAX_ENTRIES: usize = 100_000;
 
@@ -17,6 +20,10 @@ pub struct CachedCatalog {
     inner: Arc<dyn Catalog>,
     ttl: Duration,
     entries: RwLock<HashMap<(Ident, Ident), (Instant, FileRecord)>>,
+    /// Concurrent misses of one file share one read: a thousand requests for a file nobody asked
+    /// for before make one catalog read, not a thousand (each a database connection and a
+    /// blocking thread).
+    loads: Coalesce<Result<FileRecord, CatalogError>>,
 }
 
 impl CachedCatalog {
@@ -25,6 +32,7 @@ impl CachedCatalog {
             inner,
             ttl,
             entries: RwLock::new(HashMap::new()),
+            loads: Coalesce::default(),
         }
     }
 
@@ -45,7 +53,10 @@ impl Catalog for CachedCatalog {
         {
             return Ok(rec.clone());
         }
-        let rec = self.inner.get(dcc, local_id).await?;
+        let inner = Arc::clone(&self.inner);
+        let (d, l) = (dcc.clone(), local_id.clone());
+        let read = move || async move { inner.get(&d, &l).await }.boxed();
+        let rec = self.loads.run(&format!("{dcc}/{local_id}"), read).await?;
         if !self.ttl.is_zero() {
             let mut entries = self.entries.write().expect("cache lock");
             if entries.len() >= MAX_ENTRIES {
@@ -90,4 +101,109 @@ mod tests {
 
     // The cache is a catalog too: it must behave like one.
     htsprep_shared::catalog_conformance!(make);
+
+    /// The real catalog, with its reads counted and held until the test lets them go.
+    #[derive(Debug)]
+    struct Held {
+        inner: SqliteCatalog,
+        gets: std::sync::atomic::AtomicUsize,
+        gate: tokio::sync::Semaphore,
+    }
+
+    #[async_trait]
+    impl Catalog for Held {
+        async fn get(&self, dcc: &Ident, local_id: &Ident) -> Result<FileRecord, CatalogError> {
+            self.gets.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            // One pass per read: the gate is closed again behind it.
+            self.gate.acquire().await.expect("gate open").forget();
+            self.inner.get(dcc, local_id).await
+        }
+        async fn put(&self, record: &FileRecord) -> Result<PutOutcome, CatalogError> {
+            self.inner.put(record).await
+        }
+        async fn list(&self, query: &CatalogQuery) -> Result<CatalogPage, CatalogError> {
+            self.inner.list(query).await
+        }
+        async fn delete(&self, dcc: &Ident, local_id: &Ident) -> Result<bool, CatalogError> {
+            self.inner.delete(dcc, local_id).await
+        }
+    }
+
+    impl Held {
+        fn reads(&self) -> usize {
+            self.gets.load(std::sync::atomic::Ordering::SeqCst)
+        }
+    }
+
+    /// 200 callers for one file, all waiting, then the reads they started are let go: how many
+    /// reads started, and what each caller got. This runtime has one thread: a task counts
+    /// itself in and calls in one poll, so once all 200 are counted, each waits in the catalog
+    /// or on another caller's read.
+    async fn storm(
+        cache: &Arc<CachedCatalog>,
+        held: &Held,
+        dcc: &Ident,
+        id: &'static str,
+    ) -> (usize, Vec<Result<FileRecord, CatalogError>>) {
+        let arrived = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let before = held.reads();
+        let tasks: Vec<_> = (0..200)
+            .map(|_| {
+                let (cache, arrived, dcc) = (Arc::clone(cache), Arc::clone(&arrived), dcc.clone());
+                tokio::spawn(async move {
+                    arrived.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    cache.get(&dcc, &Ident::parse(id).unwrap()).await
+                })
+            })
+            .collect();
+        while arrived.load(std::sync::atomic::Ordering::SeqCst) < 200 {
+            tokio::task::yield_now().await;
+        }
+        let started = held.reads() - before;
+        held.gate.add_permits(started);
+        let mut got = Vec::new();
+        for t in tasks {
+            got.push(t.await.unwrap());
+        }
+        (started, got)
+    }
+
+    #[tokio::test]
+    async fn concurrent_misses_of_one_file_make_one_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = Arc::new(Held {
+            inner: SqliteCatalog::open(&dir.path().join("c.db")).await.unwrap(),
+            gets: Default::default(),
+            gate: tokio::sync::Semaphore::new(0),
+        });
+        let cache = Arc::new(CachedCatalog::new(
+            Arc::clone(&held) as Arc<dyn Catalog>,
+            Duration::from_secs(60),
+        ));
+        let record = FileRecord {
+            dcc: Ident::parse("d").unwrap(),
+            local_id: Ident::parse("f").unwrap(),
+            md5: htsprep_shared::domain::Md5::parse("0123456789abcdef0123456789abcdef").unwrap(),
+            size: 42,
+            format: htsprep_shared::domain::Format::Bed,
+            access_url: htsprep_shared::domain::AccessUrl::parse("https://example.org/f").unwrap(),
+            sidecars: Default::default(),
+        };
+        cache.put(&record).await.unwrap();
+        let (started, got) = storm(&cache, &held, &record.dcc, "f").await;
+        assert_eq!(started, 1, "one read while all 200 wait");
+        assert!(got.iter().all(|r| r.as_ref().ok() == Some(&record)));
+        assert_eq!(held.reads(), 1);
+        // Misses that find nothing share their read too, and each caller gets the error.
+        let (started, got) = storm(&cache, &held, &record.dcc, "unknown").await;
+        assert_eq!(started, 1, "one read while all 200 wait");
+        assert!(
+            got.iter()
+                .all(|r| matches!(r, Err(CatalogError::NotFound { .. })))
+        );
+        assert_eq!(held.reads(), 2);
+        // Once cached, no read at all.
+        cache.get(&record.dcc, &record.local_id).await.unwrap();
+        assert_eq!(held.reads(), 2);
+    }
 }

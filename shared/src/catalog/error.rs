@@ -1,6 +1,6 @@
 use crate::error::Cause;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum CatalogError {
     #[error("file {dcc}/{local_id} is not registered")]
     NotFound { dcc: String, local_id: String },
