@@ -3,6 +3,7 @@
 //! replica, the admin CLI) is seen within it; changes made through this API are seen at once.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -24,6 +25,13 @@ pub struct CachedCatalog {
     /// for before make one catalog read, not a thousand (each a database connection and a
     /// blocking thread).
     loads: Coalesce<Result<FileRecord, CatalogError>>,
+    /// Bumped by every change: a read that began before one is not cached.
+    changes: AtomicU64,
+}
+
+/// Identifiers have no `/`: one key per file.
+fn load_key(dcc: &Ident, local_id: &Ident) -> String {
+    format!("{dcc}/{local_id}")
 }
 
 impl CachedCatalog {
@@ -33,10 +41,15 @@ impl CachedCatalog {
             ttl,
             entries: RwLock::new(HashMap::new()),
             loads: Coalesce::default(),
+            changes: AtomicU64::new(0),
         }
     }
 
+    /// After a change: no cached record, no read in flight that began before it, and no such
+    /// read cached when it ends.
     fn forget(&self, dcc: &Ident, local_id: &Ident) {
+        self.changes.fetch_add(1, Ordering::SeqCst);
+        self.loads.forget(&load_key(dcc, local_id));
         self.entries
             .write()
             .expect("cache lock")
@@ -48,6 +61,7 @@ impl CachedCatalog {
 impl Catalog for CachedCatalog {
     async fn get(&self, dcc: &Ident, local_id: &Ident) -> Result<FileRecord, CatalogError> {
         let key = (dcc.clone(), local_id.clone());
+        let changes = self.changes.load(Ordering::SeqCst);
         if let Some((at, rec)) = self.entries.read().expect("cache lock").get(&key)
             && at.elapsed() < self.ttl
         {
@@ -56,8 +70,8 @@ impl Catalog for CachedCatalog {
         let inner = Arc::clone(&self.inner);
         let (d, l) = (dcc.clone(), local_id.clone());
         let read = move || async move { inner.get(&d, &l).await }.boxed();
-        let rec = self.loads.run(&format!("{dcc}/{local_id}"), read).await?;
-        if !self.ttl.is_zero() {
+        let rec = self.loads.run(&load_key(dcc, local_id), read).await?;
+        if !self.ttl.is_zero() && self.changes.load(Ordering::SeqCst) == changes {
             let mut entries = self.entries.write().expect("cache lock");
             if entries.len() >= MAX_ENTRIES {
                 entries.clear();
@@ -102,11 +116,13 @@ mod tests {
     // The cache is a catalog too: it must behave like one.
     htsprep_shared::catalog_conformance!(make);
 
-    /// The real catalog, with its reads counted and held until the test lets them go.
+    /// The real catalog, with its reads counted and, while `holding`, held after reading until
+    /// the test lets them go.
     #[derive(Debug)]
     struct Held {
         inner: SqliteCatalog,
         gets: std::sync::atomic::AtomicUsize,
+        holding: std::sync::atomic::AtomicBool,
         gate: tokio::sync::Semaphore,
     }
 
@@ -114,9 +130,13 @@ mod tests {
     impl Catalog for Held {
         async fn get(&self, dcc: &Ident, local_id: &Ident) -> Result<FileRecord, CatalogError> {
             self.gets.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            // One pass per read: the gate is closed again behind it.
-            self.gate.acquire().await.expect("gate open").forget();
-            self.inner.get(dcc, local_id).await
+            let hold = self.holding.load(std::sync::atomic::Ordering::SeqCst);
+            let read = self.inner.get(dcc, local_id).await;
+            if hold {
+                // One pass per read: the gate is closed again behind it.
+                self.gate.acquire().await.expect("gate open").forget();
+            }
+            read
         }
         async fn put(&self, record: &FileRecord) -> Result<PutOutcome, CatalogError> {
             self.inner.put(record).await
@@ -174,6 +194,7 @@ mod tests {
         let held = Arc::new(Held {
             inner: SqliteCatalog::open(&dir.path().join("c.db")).await.unwrap(),
             gets: Default::default(),
+            holding: true.into(),
             gate: tokio::sync::Semaphore::new(0),
         });
         let cache = Arc::new(CachedCatalog::new(
@@ -205,5 +226,52 @@ mod tests {
         // Once cached, no read at all.
         cache.get(&record.dcc, &record.local_id).await.unwrap();
         assert_eq!(held.reads(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_read_that_began_before_a_change_is_not_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = Arc::new(Held {
+            inner: SqliteCatalog::open(&dir.path().join("c.db")).await.unwrap(),
+            gets: Default::default(),
+            holding: true.into(),
+            gate: tokio::sync::Semaphore::new(0),
+        });
+        let cache = Arc::new(CachedCatalog::new(
+            Arc::clone(&held) as Arc<dyn Catalog>,
+            Duration::from_secs(60),
+        ));
+        let v1 = FileRecord {
+            dcc: Ident::parse("d").unwrap(),
+            local_id: Ident::parse("f").unwrap(),
+            md5: htsprep_shared::domain::Md5::parse("0123456789abcdef0123456789abcdef").unwrap(),
+            size: 42,
+            format: htsprep_shared::domain::Format::Bed,
+            access_url: htsprep_shared::domain::AccessUrl::parse("https://example.org/f").unwrap(),
+            sidecars: Default::default(),
+        };
+        cache.put(&v1).await.unwrap();
+        // A read of v1, held once it has read.
+        let first = {
+            let (cache, dcc, id) = (Arc::clone(&cache), v1.dcc.clone(), v1.local_id.clone());
+            tokio::spawn(async move { cache.get(&dcc, &id).await })
+        };
+        while held.reads() < 1 {
+            tokio::task::yield_now().await;
+        }
+        held.holding
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        let v2 = FileRecord {
+            size: 43,
+            ..v1.clone()
+        };
+        cache.put(&v2).await.unwrap();
+        // The next caller reads again (it does not join the read from before the change).
+        assert_eq!(cache.get(&v1.dcc, &v1.local_id).await.unwrap(), v2);
+        assert_eq!(held.reads(), 2);
+        // The old read answers its caller, and is not kept.
+        held.gate.add_permits(1);
+        first.await.unwrap().unwrap();
+        assert_eq!(cache.get(&v1.dcc, &v1.local_id).await.unwrap(), v2);
     }
 }

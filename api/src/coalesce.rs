@@ -1,46 +1,76 @@
-//! Single flight: concurrent calls for one key (a workflow's provision, a workflow's claim)
-//! share one call and its result: the first caller starts it, the others await the same future,
-//! and the key is free again once it has ended.
+//! Single flight: concurrent calls for one key (a workflow's provision or claim, a file's catalog
+//! record, an artifact's existence, an htsget layout) share one call and its result: the first
+//! caller starts it, the others await the same result, and the key is free again once it has
+//! ended.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 
 type Call<T> = Shared<BoxFuture<'static, T>>;
+type Calls<T> = Arc<Mutex<HashMap<String, (u64, Call<T>)>>>;
 
 #[derive(Debug)]
 pub struct Coalesce<T: Clone> {
-    inflight: Mutex<HashMap<String, Call<T>>>,
+    inflight: Calls<T>,
+    next: AtomicU64,
 }
 
 impl<T: Clone> Default for Coalesce<T> {
     fn default() -> Self {
         Self {
-            inflight: Mutex::new(HashMap::new()),
+            inflight: Arc::new(Mutex::new(HashMap::new())),
+            next: AtomicU64::new(0),
         }
     }
 }
 
 impl<T: Clone + Send + Sync + 'static> Coalesce<T> {
     /// Runs `start()` for `key` unless a call for it is already in flight, and returns that
-    /// call's result.
+    /// call's result. The call runs as its own task: it ends (and frees the key) even if every
+    /// caller stops waiting, so no later caller gets the result of a call nobody awaited.
     pub async fn run(&self, key: &str, start: impl FnOnce() -> BoxFuture<'static, T>) -> T {
         let call = {
             let mut inflight = self.inflight.lock().expect("inflight lock");
-            inflight
-                .entry(key.to_owned())
-                .or_insert_with(|| start().shared())
-                .clone()
+            match inflight.get(key) {
+                Some((_, call)) => call.clone(),
+                None => {
+                    let id = self.next.fetch_add(1, Ordering::Relaxed);
+                    let (work, calls, owned) =
+                        (start(), Arc::clone(&self.inflight), key.to_owned());
+                    let task = tokio::spawn(async move {
+                        let out = work.await;
+                        let mut calls = calls.lock().expect("inflight lock");
+                        // Only this call: it may have been forgotten and a newer one started.
+                        if calls.get(&owned).is_some_and(|(i, _)| *i == id) {
+                            calls.remove(&owned);
+                        }
+                        out
+                    });
+                    let call = async move {
+                        match task.await {
+                            Ok(out) => out,
+                            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                            Err(e) => panic!("a coalesced call was cancelled: {e}"),
+                        }
+                    }
+                    .boxed()
+                    .shared();
+                    inflight.insert(key.to_owned(), (id, call.clone()));
+                    call
+                }
+            }
         };
-        let result = call.clone().await;
-        let mut inflight = self.inflight.lock().expect("inflight lock");
-        // Only the call that ended: a newer one for the key may have started meanwhile.
-        if inflight.get(key).is_some_and(|c| c.ptr_eq(&call)) {
-            inflight.remove(key);
-        }
-        result
+        call.await
+    }
+
+    /// The next caller for `key` starts a new call; the one in flight still answers those
+    /// already waiting on it. For a change made meanwhile that the call may not have seen.
+    pub fn forget(&self, key: &str) {
+        self.inflight.lock().expect("inflight lock").remove(key);
     }
 }
 
@@ -83,5 +113,48 @@ mod tests {
             3,
             "the key is free once the call ended"
         );
+    }
+
+    #[tokio::test]
+    async fn a_call_nobody_waits_for_still_ends_and_frees_its_key() {
+        let c = Coalesce::<u32>::default();
+        let (tx, rx) = tokio::sync::oneshot::channel::<u32>();
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+        let first = c.run("k", move || {
+            async move {
+                let v = rx.await.unwrap();
+                let _ = done_tx.send(());
+                v
+            }
+            .boxed()
+        });
+        // The only caller gives up before the call ends.
+        assert!(
+            tokio::time::timeout(Duration::ZERO, first).await.is_err(),
+            "the call is in flight"
+        );
+        tx.send(1).unwrap();
+        done_rx.await.unwrap();
+        // Its end freed the key: the next caller makes a new call, not the stale one.
+        let next = c.run("k", || async { 2 }.boxed()).await;
+        assert_eq!(next, 2);
+    }
+
+    #[tokio::test]
+    async fn a_forgotten_key_starts_a_new_call_while_the_old_one_answers_its_callers() {
+        let c = Arc::new(Coalesce::<u32>::default());
+        let (tx, rx) = tokio::sync::oneshot::channel::<u32>();
+        let old = {
+            let c = Arc::clone(&c);
+            tokio::spawn(async move {
+                c.run("k", move || async move { rx.await.unwrap() }.boxed())
+                    .await
+            })
+        };
+        tokio::task::yield_now().await;
+        c.forget("k");
+        assert_eq!(c.run("k", || async { 2 }.boxed()).await, 2);
+        tx.send(1).unwrap();
+        assert_eq!(old.await.unwrap(), 1);
     }
 }

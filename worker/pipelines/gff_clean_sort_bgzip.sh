@@ -78,7 +78,7 @@ gzip -cdf < "$in" 2> "$gzerr" \
     close(ENVIRON["COUNTS"])
   }' \
 | sort -t $'\t' -k1,1 -k4,4n -k5,5nr -S "$SORT_MEM" -T "$TMPDIR" --parallel="${THREADS:-1}" \
-| "$HTSPREP_WORKER" bgzip-tabix gff "$out" --header "$hdr" --threads "${THREADS:-1}"
+| "$HTSPREP_WORKER" bgzip-tabix gff --header "$hdr" --threads "${THREADS:-1}" -- "$out"
 st=("${PIPESTATUS[@]}")
 set -e
 # If the caller ignores SIGPIPE (inherited), gzip fails with EPIPE instead of dying of SIGPIPE.

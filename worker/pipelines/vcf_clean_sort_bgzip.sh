@@ -81,7 +81,7 @@ gzip -cdf < "$in" 2> "$gzerr" \
     close(ENVIRON["COUNTS"])
   }' \
 | sort -t $'\t' -k1,1 -k2,2n -S "$SORT_MEM" -T "$TMPDIR" --parallel="${THREADS:-1}" \
-| "$HTSPREP_WORKER" bgzip-tabix vcf "$out" --header "$hdr" --threads "${THREADS:-1}"
+| "$HTSPREP_WORKER" bgzip-tabix vcf --header "$hdr" --threads "${THREADS:-1}" -- "$out"
 st=("${PIPESTATUS[@]}")
 set -e
 # If the caller ignores SIGPIPE (inherited), gzip fails with EPIPE instead of dying of SIGPIPE.

@@ -5,10 +5,14 @@
 //! quarter of preparing a VCF. This writes the same kind of BGZF stream (bgzip's block size,
 //! blocks compressed on several threads) and builds the tabix index from the uncompressed lines as
 //! they pass: each record's interval by tabix's rules for the preset (htslib 1.16 `tbx_parse1`
-//! and `hts_idx_push`), its chunk from the blocks' compressed offsets once they are written. The
-//! index is the one `tabix -p PRESET` writes for the same file (a test compares them on every
-//! test file). A record past a TBI's reach (2^29) means no index is written: the index stage
-//! then makes a CSI with `tabix -C`.
+//! and `hts_idx_push`, numbers read as `strtoll` base 0 reads them), its chunk from the blocks'
+//! compressed offsets once they are written (`bgzf_tell`'s offsets: a block's end is the next
+//! block's start; the last chunk ends with the file). The index has the content
+//! `tabix -p PRESET` gives the same file (tests compare them on every test file); the one
+//! difference is an empty interval (a BED start = end) on a 16 kb window boundary, which htslib
+//! files in a bin for no base and noodles, which has no empty intervals, in the bin of that base:
+//! queries answer the same. A record past a TBI's reach (2^29) means no index is written: the
+//! index stage then makes a CSI with `tabix -C`.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -40,7 +44,8 @@ pub enum Preset {
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("line {line}: {reason}")]
+    /// `line` counts the lines written: the header's, then the sorted records'.
+    #[error("line {line} of the sorted file: {reason}")]
     Line { line: u64, reason: String },
     #[error("could not {what}: {source}")]
     Io {
@@ -89,14 +94,18 @@ impl Preset {
             Self::Gff => (cols.nth(2), false),
         };
         let v = start_col.and_then(leading_int).ok_or("no integer start")?;
-        let (mut beg, mut end) = if zero_based { (v, v + 1) } else { (v - 1, v) };
+        let (mut beg, mut end) = if zero_based {
+            (v, v.saturating_add(1))
+        } else {
+            (v.saturating_sub(1), v)
+        };
         beg = beg.max(0);
         end = end.max(1);
         match self {
             Self::Vcf => {
                 let reference = cols.nth(1).unwrap_or_default();
                 if !reference.is_empty() {
-                    end = beg + reference.len() as i64;
+                    end = beg.saturating_add(reference.len() as i64);
                 }
                 if let Some(e) = cols.nth(3).and_then(info_end)
                     && e > beg
@@ -117,20 +126,33 @@ impl Preset {
     }
 }
 
-/// The integer a field starts with (`strtoll`'s reading, base 10), if it starts with one.
+/// The integer a field starts with, read as htslib reads it (`strtoll(s, &end, 0)`: leading
+/// blanks, a sign, then `0x` hexadecimal, `0` octal or decimal), if it starts with one; a value
+/// past `i64` saturates, as `strtoll` does. htslib's readers parse each record this way when
+/// they answer a query, so the index must too.
 fn leading_int(field: &[u8]) -> Option<i64> {
-    let (neg, digits) = match field.first() {
+    let field = &field[field.iter().take_while(|b| b.is_ascii_whitespace()).count()..];
+    let (neg, rest) = match field.first() {
         Some(b'-') => (true, &field[1..]),
         Some(b'+') => (false, &field[1..]),
         _ => (false, field),
     };
-    let n = digits.iter().take_while(|b| b.is_ascii_digit()).count();
+    let (radix, digits) = match rest {
+        [b'0', b'x' | b'X', d, ..] if d.is_ascii_hexdigit() => (16, &rest[2..]),
+        [b'0', ..] => (8, rest),
+        _ => (10, rest),
+    };
+    let n = digits
+        .iter()
+        .take_while(|b| char::from(**b).is_digit(radix))
+        .count();
     if n == 0 {
         return None;
     }
-    let v = digits[..n].iter().try_fold(0i64, |acc, &d| {
-        acc.checked_mul(10)?.checked_add(i64::from(d - b'0'))
-    })?;
+    let v = digits[..n].iter().fold(0i64, |acc, &d| {
+        let d = i64::from(char::from(d).to_digit(radix).unwrap_or(0));
+        acc.saturating_mul(i64::from(radix)).saturating_add(d)
+    });
     Some(if neg { -v } else { v })
 }
 
@@ -240,6 +262,11 @@ impl<W: Write> Sink<W> {
 
     fn resolve(&mut self) -> Result<(), Error> {
         while let Some(p) = self.pending.front() {
+            // The last record's chunk ends where the file does (with any `#` lines after it), as
+            // htslib's `hts_idx_finish` ends it: it waits for the end.
+            if !self.finished && self.pending.len() == 1 {
+                return Ok(());
+            }
             let (Some(from), Some(to)) =
                 (self.virtual_position(p.from), self.virtual_position(p.to))
             else {
@@ -249,15 +276,34 @@ impl<W: Write> Sink<W> {
             let Some(indexer) = self.indexer.as_mut() else {
                 continue;
             };
-            let start = Position::try_from((p.beg + 1) as usize).expect("beg >= 0");
-            let end = Position::try_from(p.end.max(p.beg + 1) as usize).expect("end >= 1");
+            // noodles takes 1-based closed intervals: an empty one (a BED start = end) is
+            // given one base.
+            let first = p.beg.saturating_add(1);
+            let start = Position::try_from(first as usize).expect("beg >= 0");
+            let end = Position::try_from(p.end.max(first) as usize).expect("end >= 1");
             match indexer.add_record(Some((p.reference, start, end, true)), Chunk::new(from, to)) {
                 Ok(()) => {}
                 Err(AddRecordError::EndExceedsMaxPosition { .. }) => self.indexer = None,
                 Err(e) => {
+                    let name = self.names.get_index(p.reference).map_or_else(
+                        || format!("#{}", p.reference),
+                        |n| String::from_utf8_lossy(n).into_owned(),
+                    );
+                    let reason = match e {
+                        AddRecordError::OutOfOrderReferenceSequenceId { .. } => format!(
+                            "sequence {name} appears again after other sequences: the input is \
+                             not sorted by sequence"
+                        ),
+                        AddRecordError::OutOfOrderStartPosition { .. } => format!(
+                            "{name}:{} starts before the record above it: the input is not \
+                             sorted by position",
+                            p.beg + 1
+                        ),
+                        e => format!("cannot be indexed: {e}"),
+                    };
                     return Err(Error::Line {
                         line: p.line,
-                        reason: format!("not sorted for indexing: {e}"),
+                        reason,
                     });
                 }
             }
@@ -270,7 +316,15 @@ impl<W: Write> Sink<W> {
             self.write_oldest()?;
         }
         self.finished = true;
+        if let Some(last) = self.pending.back_mut() {
+            last.to = self.total;
+        }
         self.resolve()?;
+        if !self.pending.is_empty() {
+            return Err(io_error("index the file")(io::Error::other(
+                "a record lies beyond the offsets a BGZF index can hold",
+            )));
+        }
         self.out
             .write_all(&EOF)
             .map_err(io_error("write the compressed file"))?;
@@ -407,6 +461,15 @@ pub fn command(
     result
 }
 
+/// Writes the index, its last block and end-of-file marker included: an error there (a full
+/// disk) is an error, not a truncated index found later.
+fn write_index(path: &Path, index: &tabix::Index) -> io::Result<()> {
+    let mut writer = tabix::io::Writer::new(File::create(path)?);
+    writer.write_index(index)?;
+    writer.try_finish()?;
+    writer.get_ref().get_ref().sync_all()
+}
+
 fn write_both(
     preset: Preset,
     header: Option<&Path>,
@@ -433,7 +496,7 @@ fn write_both(
         .map_err(|e| e.into_error())
         .map_err(io_error("write the compressed file"))?;
     match &written.index {
-        Some(index) => tabix::fs::write(tbi, index).map_err(io_error("write the index"))?,
+        Some(index) => write_index(tbi, index).map_err(io_error("write the index"))?,
         None => match std::fs::remove_file(tbi) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}

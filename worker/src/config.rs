@@ -42,7 +42,7 @@ pub struct WorkerConfig {
     /// What sources may be fetched, and the timeouts (`HTSPREP_FILE_ROOTS`,
     /// `HTSPREP_ALLOW_PRIVATE_SOURCES`, `HTSPREP_SOURCE_*_TIMEOUT_SECONDS`).
     pub sources: SourcePolicy,
-    /// `HTSPREP_WORKER_THREADS`: threads each job's stages use (sort, bgzip, samtools). Default:
+    /// `HTSPREP_WORKER_THREADS`: threads each job's stages use (sort, compression, samtools). Default:
     /// the CPUs this process may use (cgroup quotas included, so a Fargate task's vCPUs).
     pub threads: usize,
 }

@@ -220,6 +220,15 @@ async fn runs_a_job_over_grpc_and_reports_health() {
     let worker = job.worker.expect("the job names its worker");
     assert_eq!(worker.address, w.grpc);
     assert_eq!(worker.provider, "local");
+    // The real worker binary runs its own stage tool: the TBI came with the compression.
+    assert!(
+        job.events.iter().any(|e| matches!(
+            &e.kind,
+            htsprep_shared::domain::EventKind::StageSkipped { stage, .. } if stage == "index"
+        )),
+        "{:?}",
+        job.events
+    );
     for a in &done.artifacts {
         assert!(
             w.data

@@ -32,7 +32,7 @@ pub struct JobContext {
     pub heartbeat_every: Duration,
     /// How long a cancelled stage gets between SIGTERM and SIGKILL.
     pub kill_grace: Duration,
-    /// Threads a stage may use (`THREADS` for sort, bgzip and samtools): the worker's CPUs.
+    /// Threads a stage may use (`THREADS` for sort, compression and samtools): the worker's CPUs.
     pub threads: usize,
     /// The htsprep-worker binary: stages run its tools (`HTSPREP_WORKER` in their environment).
     pub worker_exe: PathBuf,
