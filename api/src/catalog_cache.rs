@@ -188,8 +188,8 @@ mod tests {
         (started, got)
     }
 
-    #[tokio::test]
-    async fn concurrent_misses_of_one_file_make_one_read() {
+    /// A cache over a held catalog with one file registered through it.
+    async fn held_cache() -> (Arc<Held>, Arc<CachedCatalog>, FileRecord, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let held = Arc::new(Held {
             inner: SqliteCatalog::open(&dir.path().join("c.db")).await.unwrap(),
@@ -211,6 +211,12 @@ mod tests {
             sidecars: Default::default(),
         };
         cache.put(&record).await.unwrap();
+        (held, cache, record, dir)
+    }
+
+    #[tokio::test]
+    async fn concurrent_misses_of_one_file_make_one_read() {
+        let (held, cache, record, _dir) = held_cache().await;
         let (started, got) = storm(&cache, &held, &record.dcc, "f").await;
         assert_eq!(started, 1, "one read while all 200 wait");
         assert!(got.iter().all(|r| r.as_ref().ok() == Some(&record)));
@@ -230,27 +236,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_read_that_began_before_a_change_is_not_kept() {
-        let dir = tempfile::tempdir().unwrap();
-        let held = Arc::new(Held {
-            inner: SqliteCatalog::open(&dir.path().join("c.db")).await.unwrap(),
-            gets: Default::default(),
-            holding: true.into(),
-            gate: tokio::sync::Semaphore::new(0),
-        });
-        let cache = Arc::new(CachedCatalog::new(
-            Arc::clone(&held) as Arc<dyn Catalog>,
-            Duration::from_secs(60),
-        ));
-        let v1 = FileRecord {
-            dcc: Ident::parse("d").unwrap(),
-            local_id: Ident::parse("f").unwrap(),
-            md5: htsprep_shared::domain::Md5::parse("0123456789abcdef0123456789abcdef").unwrap(),
-            size: 42,
-            format: htsprep_shared::domain::Format::Bed,
-            access_url: htsprep_shared::domain::AccessUrl::parse("https://example.org/f").unwrap(),
-            sidecars: Default::default(),
-        };
-        cache.put(&v1).await.unwrap();
+        let (held, cache, v1, _dir) = held_cache().await;
         // A read of v1, held once it has read.
         let first = {
             let (cache, dcc, id) = (Arc::clone(&cache), v1.dcc.clone(), v1.local_id.clone());
