@@ -317,15 +317,10 @@ async fn a_warm_task_runs_the_first_cold_job_without_a_launch_for_it() {
         "no task was launched for the job"
     );
 
-    let out = std::process::Command::new(bin("htsprep-api"))
-        .args(["fleet", "scale", "--min-idle", "0", "--api", &api.base])
-        .env("HTSPREP_ADMIN_TOKEN", htsprep_tests::api::ADMIN)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    htsprep_tests::run(
+        std::process::Command::new(bin("htsprep-api"))
+            .args(["fleet", "scale", "--min-idle", "0", "--api", &api.base])
+            .env("HTSPREP_ADMIN_TOKEN", htsprep_tests::api::ADMIN),
     );
     world
         .wait_task(&warm, MINUTES, "stopped once let go", |t| {

@@ -439,6 +439,13 @@ pub fn bgzip_tabix<W: Write>(
     })
 }
 
+/// Where the TBI of `out` is written: `out.tbi`, beside it.
+pub fn tbi_path(out: &Path) -> PathBuf {
+    let mut path = out.as_os_str().to_owned();
+    path.push(".tbi");
+    PathBuf::from(path)
+}
+
 /// `htsprep-worker bgzip-tabix`: standard input (after the header file, if any) to `out` as BGZF
 /// and `out.tbi`; neither is left behind on failure. The header file is read once the body
 /// starts: a clean stage closes it before `sort` emits its first line.
@@ -448,11 +455,7 @@ pub fn command(
     out: &Path,
     threads: NonZero<usize>,
 ) -> Result<Written, Error> {
-    let tbi = {
-        let mut s = out.as_os_str().to_owned();
-        s.push(".tbi");
-        PathBuf::from(s)
-    };
+    let tbi = tbi_path(out);
     let result = write_both(preset, header, out, &tbi, threads);
     if result.is_err() {
         let _ = std::fs::remove_file(out);

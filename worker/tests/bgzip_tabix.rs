@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use htsprep_worker::bgzip_tabix::BLOCK_SIZE;
+use htsprep_worker::bgzip_tabix::{BLOCK_SIZE, tbi_path};
 
 struct Run {
     out: PathBuf,
@@ -48,8 +48,17 @@ fn tool(preset: &str, header: Option<&str>, body: &str) -> Run {
     }
 }
 
-fn tbi_of(path: &Path) -> PathBuf {
-    PathBuf::from(format!("{}.tbi", path.display()))
+/// A copy of `out` beside it, indexed by `tabix -p PRESET` itself.
+fn indexed_by_tabix(preset: &str, out: &Path) -> PathBuf {
+    let copy = out.with_file_name("by-tabix.gz");
+    std::fs::copy(out, &copy).unwrap();
+    let tabix = Command::new("tabix")
+        .args(["-f", "-p", preset])
+        .arg(&copy)
+        .output()
+        .unwrap();
+    assert!(tabix.status.success(), "{tabix:?}");
+    copy
 }
 
 /// Runs the tool and checks its output against `gzip -d` and against `tabix -p` on a copy.
@@ -71,16 +80,9 @@ fn same_as_tabix(preset: &str, header: Option<&str>, body: &str) -> String {
         format!("{}{body}", header.unwrap_or_default()),
         "the compressed file holds the header, then the input"
     );
-    let copy = run.out.with_file_name("by-tabix.gz");
-    std::fs::copy(&run.out, &copy).unwrap();
-    let tabix = Command::new("tabix")
-        .args(["-f", "-p", preset])
-        .arg(&copy)
-        .output()
-        .unwrap();
-    assert!(tabix.status.success(), "{tabix:?}");
-    tbi::assert_same(&tbi_of(&run.out), &tbi_of(&copy));
-    tbi::canonical(&tbi_of(&run.out))
+    let copy = indexed_by_tabix(preset, &run.out);
+    tbi::assert_same(&tbi_path(&run.out), &tbi_path(&copy));
+    tbi::canonical(&tbi_path(&run.out))
 }
 
 /// Deterministic pseudo-random numbers (a linear congruential generator).
@@ -210,16 +212,7 @@ fn an_empty_interval_on_a_window_boundary_answers_queries_as_tabix_s_index_does(
     let body = "chr1\t100\t200\ta\nchr1\t16384\t16384\tempty\nchr1\t20000\t20010\tc\n";
     let run = tool("bed", None, body);
     assert!(run.output.status.success(), "{:?}", run.output);
-    let copy = run.out.with_file_name("by-tabix.gz");
-    std::fs::copy(&run.out, &copy).unwrap();
-    assert!(
-        Command::new("tabix")
-            .args(["-p", "bed"])
-            .arg(&copy)
-            .status()
-            .unwrap()
-            .success()
-    );
+    let copy = indexed_by_tabix("bed", &run.out);
     let query = |file: &Path, region: &str| {
         let out = Command::new("tabix")
             .arg(file)
@@ -257,7 +250,10 @@ fn a_record_beyond_a_tbi_s_reach_leaves_the_index_to_tabix_csi() {
     let run = tool("bed", None, body);
     assert!(run.output.status.success());
     assert!(run.out.is_file());
-    assert!(!tbi_of(&run.out).exists(), "no TBI for a record past 2^29");
+    assert!(
+        !tbi_path(&run.out).exists(),
+        "no TBI for a record past 2^29"
+    );
     let csi = Command::new("tabix")
         .args(["-C", "-p", "bed"])
         .arg(&run.out)
@@ -284,7 +280,7 @@ fn refused(preset: &str, body: &str, line: u64, reason: &str) {
         stderr.contains(&format!("line {line} of the sorted file:")) && stderr.contains(reason),
         "{stderr}"
     );
-    assert!(!run.out.exists() && !tbi_of(&run.out).exists());
+    assert!(!run.out.exists() && !tbi_path(&run.out).exists());
 }
 
 #[test]

@@ -258,7 +258,7 @@ async fn build_tabix(
     }
     // The clean stage writes the TBI while it compresses, unless a record lies past a TBI's
     // reach; a resumed job has only the published data.
-    let index_kind = if !resume && with_ext(data, "tbi").is_file() {
+    let index_kind = if !resume && crate::bgzip_tabix::tbi_path(data).is_file() {
         st.skipped("index", "the TBI was written while compressing")
             .await?;
         "tbi".to_owned()
