@@ -35,12 +35,14 @@ fn load_key(dcc: &Ident, local_id: &Ident) -> String {
 }
 
 impl CachedCatalog {
+    /// Reads run on the runtime this is made on (panics outside a Tokio runtime), not on the
+    /// serving thread of the request that missed.
     pub fn new(inner: Arc<dyn Catalog>, ttl: Duration) -> Self {
         Self {
             inner,
             ttl,
             entries: RwLock::new(HashMap::new()),
-            loads: Coalesce::default(),
+            loads: Coalesce::on(tokio::runtime::Handle::current()),
             changes: AtomicU64::new(0),
         }
     }

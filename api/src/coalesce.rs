@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
+use tokio::runtime::Handle;
 
 type Call<T> = Shared<BoxFuture<'static, T>>;
 type Calls<T> = Arc<Mutex<HashMap<String, (u64, Call<T>)>>>;
@@ -17,6 +18,8 @@ type Calls<T> = Arc<Mutex<HashMap<String, (u64, Call<T>)>>>;
 pub struct Coalesce<T: Clone> {
     inflight: Calls<T>,
     next: AtomicU64,
+    /// Where calls run; `None`: on the runtime of the caller that starts one.
+    runtime: Option<Handle>,
 }
 
 impl<T: Clone> Default for Coalesce<T> {
@@ -24,6 +27,20 @@ impl<T: Clone> Default for Coalesce<T> {
         Self {
             inflight: Arc::new(Mutex::new(HashMap::new())),
             next: AtomicU64::new(0),
+            runtime: None,
+        }
+    }
+}
+
+impl<T: Clone> Coalesce<T> {
+    /// Calls run on `runtime` whoever starts them. For calls that requests start on a serving
+    /// thread: there a call's every step (each store operation's return from the blocking
+    /// pool) would queue behind the thread's ready connections, hundreds of them in a storm,
+    /// while every request of the storm waits on the call.
+    pub fn on(runtime: Handle) -> Self {
+        Self {
+            runtime: Some(runtime),
+            ..Self::default()
         }
     }
 }
@@ -41,7 +58,7 @@ impl<T: Clone + Send + Sync + 'static> Coalesce<T> {
                     let id = self.next.fetch_add(1, Ordering::Relaxed);
                     let (work, calls, owned) =
                         (start(), Arc::clone(&self.inflight), key.to_owned());
-                    let task = tokio::spawn(async move {
+                    let call = async move {
                         let out = work.await;
                         let mut calls = calls.lock().expect("inflight lock");
                         // Only this call: it may have been forgotten and a newer one started.
@@ -49,7 +66,11 @@ impl<T: Clone + Send + Sync + 'static> Coalesce<T> {
                             calls.remove(&owned);
                         }
                         out
-                    });
+                    };
+                    let task = match &self.runtime {
+                        Some(runtime) => runtime.spawn(call),
+                        None => tokio::spawn(call),
+                    };
                     let call = async move {
                         match task.await {
                             Ok(out) => out,
@@ -156,5 +177,26 @@ mod tests {
         assert_eq!(c.run("k", || async { 2 }.boxed()).await, 2);
         tx.send(1).unwrap();
         assert_eq!(old.await.unwrap(), 1);
+    }
+
+    /// Started from a request's serving thread, a call runs on the background runtime it was
+    /// made for.
+    #[test]
+    fn calls_run_on_the_runtime_they_were_made_for() {
+        let background = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("background")
+            .build()
+            .unwrap();
+        let serving = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let on = Coalesce::<Option<String>>::on(background.handle().clone());
+        let here = Coalesce::<Option<String>>::default();
+        let thread = || async { std::thread::current().name().map(str::to_owned) }.boxed();
+        let (on, here) =
+            serving.block_on(async { (on.run("k", thread).await, here.run("k", thread).await) });
+        assert_eq!(on.as_deref(), Some("background"));
+        assert_eq!(here, std::thread::current().name().map(str::to_owned));
     }
 }

@@ -121,6 +121,7 @@ impl std::fmt::Debug for Parts {
 impl Executor {
     /// Made on the runtime that drives its jobs (panics outside a Tokio runtime).
     pub fn new(parts: Parts) -> Self {
+        let runtime = tokio::runtime::Handle::current();
         let replica = format!(
             "api-{}-{}",
             std::process::id(),
@@ -139,12 +140,12 @@ impl Executor {
                 idle: parts.idle,
                 replica,
                 driving: driving::Driving::default(),
-                rereads: Coalesce::default(),
+                rereads: Coalesce::on(runtime.clone()),
                 queue: queue::Queue::default(),
                 watches: watch::Watches::default(),
-                claims: Coalesce::default(),
+                claims: Coalesce::on(runtime.clone()),
                 tracker: TaskTracker::new(),
-                runtime: tokio::runtime::Handle::current(),
+                runtime,
                 draining: CancellationToken::new(),
                 shutdown: CancellationToken::new(),
                 claims_created: AtomicU64::new(0),

@@ -234,7 +234,7 @@ pub async fn build(config: &Config, fleet: Fleet) -> anyhow::Result<AppState> {
         s3: config.storage.aws.s3_client().await,
         admin_token: config.admin_token.as_deref().map(Arc::from),
         ready: Arc::new(RwLock::new(HashSet::new())),
-        probes: Coalesce::default(),
+        probes: Coalesce::on(tokio::runtime::Handle::current()),
         metrics: Arc::default(),
         layouts: Default::default(),
         redirect: config.s3_redirect,

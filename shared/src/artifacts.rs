@@ -95,10 +95,22 @@ pub trait ArtifactStore: Send + Sync + std::fmt::Debug {
     }
 
     async fn exists(&self, key: &ArtifactKey) -> Result<bool, ArtifactError> {
-        match self.head(key).await {
-            Ok(_) => Ok(true),
-            Err(ArtifactError::NotFound { .. }) => Ok(false),
-            Err(e) => Err(e),
-        }
+        found(self.head(key).await)
+    }
+
+    /// [`ArtifactStore::exists`] answered at once, without waiting, where the backend can (a
+    /// local directory: one `stat`, as a web server's event loop opens files); `None` where it
+    /// has to ask over the network. For the hot and cold paths, which ask on every request.
+    fn exists_now(&self, _key: &ArtifactKey) -> Option<Result<bool, ArtifactError>> {
+        None
+    }
+}
+
+/// Whether a [`ArtifactStore::head`] found the object.
+pub(crate) fn found(head: Result<ObjectMeta, ArtifactError>) -> Result<bool, ArtifactError> {
+    match head {
+        Ok(_) => Ok(true),
+        Err(ArtifactError::NotFound { .. }) => Ok(false),
+        Err(e) => Err(e),
     }
 }

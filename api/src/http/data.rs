@@ -325,15 +325,17 @@ pub(crate) async fn is_ready(
     if state.ready.read().expect("ready lock").contains(index) {
         return Ok(true);
     }
-    let exists = match probe {
-        Probe::Shared => {
+    let exists = match (state.artifacts.exists_now(index), probe) {
+        // A local store answers at once: no call to share, no task to wait on.
+        (Some(answer), _) => answer?,
+        (None, Probe::Shared) => {
             let artifacts = Arc::clone(&state.artifacts);
             let key = index.clone();
             let ask =
                 move || async move { artifacts.exists(&key).await.map_err(ApiError::from) }.boxed();
             state.probes.run(index.as_str(), ask).await?
         }
-        Probe::New => state.artifacts.exists(index).await?,
+        (None, Probe::New) => state.artifacts.exists(index).await?,
     };
     if exists {
         state

@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
 
 use super::mapped::MapCache;
-use super::{ArtifactError, ArtifactKey, ArtifactStore, GetRange, GetResult, ObjectMeta};
+use super::{ArtifactError, ArtifactKey, ArtifactStore, GetRange, GetResult, ObjectMeta, found};
 
 /// Reads are streamed in chunks of this size, whatever the range.
 pub const READ_CHUNK: usize = 64 * 1024;
@@ -45,6 +45,11 @@ impl LocalArtifactStore {
 
     /// Where an object lives on disk (for operators and reference servers such as nginx).
     /// Segments too long for a file name are mapped by [`disk_segment`].
+    /// Whether `key` exists, by one `stat` on the calling thread (no blocking-pool hop).
+    fn stat_now(&self, key: &ArtifactKey) -> Result<bool, ArtifactError> {
+        found(object(key, std::fs::metadata(self.path_of(key))))
+    }
+
     pub fn path_of(&self, key: &ArtifactKey) -> PathBuf {
         let mut p = self.objects.clone();
         for segment in key.segments() {
@@ -223,6 +228,20 @@ async fn stream_file_range(
     })
 }
 
+/// The object `stat` found at `key`'s path: a file (a directory there is not an object).
+fn object(
+    key: &ArtifactKey,
+    stat: std::io::Result<std::fs::Metadata>,
+) -> Result<ObjectMeta, ArtifactError> {
+    let md = stat.map_err(|e| io_err("stat", key, e))?;
+    if !md.is_file() {
+        return Err(ArtifactError::NotFound {
+            key: key.to_string(),
+        });
+    }
+    Ok(meta_of(&md))
+}
+
 /// Removes a staging file unless it was renamed into place (also on cancellation).
 struct StagingGuard(Option<PathBuf>);
 
@@ -237,15 +256,15 @@ impl Drop for StagingGuard {
 #[async_trait]
 impl ArtifactStore for LocalArtifactStore {
     async fn head(&self, key: &ArtifactKey) -> Result<ObjectMeta, ArtifactError> {
-        let md = tokio::fs::metadata(self.path_of(key))
-            .await
-            .map_err(|e| io_err("stat", key, e))?;
-        if !md.is_file() {
-            return Err(ArtifactError::NotFound {
-                key: key.to_string(),
-            });
-        }
-        Ok(meta_of(&md))
+        object(key, tokio::fs::metadata(self.path_of(key)).await)
+    }
+
+    async fn exists(&self, key: &ArtifactKey) -> Result<bool, ArtifactError> {
+        self.stat_now(key)
+    }
+
+    fn exists_now(&self, key: &ArtifactKey) -> Option<Result<bool, ArtifactError>> {
+        Some(self.stat_now(key))
     }
 
     async fn get(
