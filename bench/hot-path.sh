@@ -25,6 +25,9 @@ mkdir -p "$objects/$(dirname "$data_key")" "$objects/$(dirname "$index_key")"
 head -c $((SIZE_MIB * 1024 * 1024)) /dev/urandom > "$objects/$data_key"
 head -c 4096 /dev/urandom > "$objects/$index_key"
 size=$(stat -c %s "$objects/$data_key")
+# Written back now, not during a round: the kernel flushes dirty pages about 30 s after they
+# were written, which is the second round (htsprep's), and with 1 GiB that is its tail.
+sync
 chmod -R a+rX "$work"  # nginx workers run unprivileged
 printf '{"dcc":"bench","local_id":"big","md5":"%s","size":%s,"format":"BAM","access_url":"file:///nonexistent.bam"}\n' \
   "$md5" "$size" > "$work/manifest.jsonl"
@@ -62,6 +65,18 @@ done
 cmp <(curl -s -H 'Range: bytes=1000-66535' http://127.0.0.1:18081/data/bench/big) \
     <(curl -s -H 'Range: bytes=1000-66535' http://127.0.0.1:18082/data/bench/big)
 
+# sample PID... > FILE: the peak anonymous memory (RssAnon, kB) of the processes, summed, every
+# 0.2 s until killed. It runs during both rounds: its own CPU (an awk every 0.2 s) weighs on
+# both servers alike.
+sample() {
+  local peak=0 a
+  while :; do
+    a=$(cat "${@/#//proc/}" 2>/dev/null | awk '/^RssAnon/ { s += $2 } END { print s + 0 }')
+    [ "$a" -gt "$peak" ] && peak=$a && echo "$peak"
+    sleep 0.2
+  done
+}
+
 run() {
   SIZE=$size wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s bench/range.lua "$1" > "$work/wrk.txt"
   rps=$(awk '/^Requests\/sec/ {print $2}' "$work/wrk.txt")
@@ -75,19 +90,21 @@ run() {
   awk '/Socket errors/ { for (i = 1; i <= NF; i++) if ($i == "timeout") print $(i + 1) + 0 }' "$work/wrk.txt" > "$work/$2.timeouts"
 }
 echo "file: $size bytes; $CONNS connections, $THREADS wrk threads, $DURATION each, random 64 KiB ranges"
+# Each server's anonymous (heap) memory while it serves; file-backed pages of the mapped
+# artifact count in the API's RSS too, but they are page cache shared with the kernel, not the
+# API's own.
+mapfile -t nginx_workers < <(pgrep -P "$(cat "$work/nginx.pid")")
+sample "${nginx_workers[@]/%//status}" > "$work/nginx.anon" &
+sampler=$!
 run http://127.0.0.1:18082/data/bench/big nginx
-# Sample the API's anonymous (heap) memory while it serves; file-backed pages of the mapped
-# artifact count in RSS too, but they are page cache shared with the kernel, not the API's own.
-( peak=0; while kill -0 "$api_pid" 2>/dev/null; do
-    a=$(awk '/RssAnon/ {print $2}' "/proc/$api_pid/status" 2>/dev/null || echo 0)
-    [ "${a:-0}" -gt "$peak" ] && peak=$a && echo "$peak" > "$work/anon.peak"
-    sleep 0.2
-  done ) &
+kill "$sampler" 2>/dev/null || true
+sample "$api_pid/status" > "$work/anon.peak" &
 sampler=$!
 run http://127.0.0.1:18081/data/bench/big htsprep
 kill "$sampler" 2>/dev/null || true
+echo "nginx workers' anonymous memory (RssAnon, sampled, summed): $(tail -1 "$work/nginx.anon" 2>/dev/null || echo '?') kB"
 echo "htsprep peak RSS (VmHWM, including mapped artifact pages): $(awk '/VmHWM/ {print $2, $3}' "/proc/$api_pid/status")"
-echo "htsprep peak anonymous memory (RssAnon, sampled): $(cat "$work/anon.peak" 2>/dev/null || echo '?') kB"
+echo "htsprep peak anonymous memory (RssAnon, sampled): $(tail -1 "$work/anon.peak" 2>/dev/null || echo '?') kB"
 awk -v a="$(cat "$work/htsprep.rps")" -v b="$(cat "$work/nginx.rps")" \
   -v pa="$(cat "$work/htsprep.p99")" -v pb="$(cat "$work/nginx.p99")" \
   'BEGIN { printf "htsprep / nginx: req/s %.2f (goal >= 0.90), p99 %.2f\n", a / b, pa / pb }'

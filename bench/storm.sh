@@ -29,6 +29,8 @@ done > "$work/manifest.jsonl"
 export HTSPREP_DATA_DIR=$work/data HTSPREP_LISTEN=127.0.0.1:18083 HTSPREP_LOOPBACK_ONLY=true
 export HTSPREP_FILE_ROOTS=$work HTSPREP_ADMIN_TOKEN=bench-admin-token-0123456789 RUST_LOG=warn
 target/release/htsprep-api files import "$work/manifest.jsonl" >/dev/null
+# Written back now, not during a round (the kernel flushes dirty pages about 30 s later).
+sync
 start_api
 
 cat > "$work/nginx.conf" <<NGINX
