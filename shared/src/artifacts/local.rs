@@ -43,13 +43,13 @@ impl LocalArtifactStore {
         })
     }
 
-    /// Where an object lives on disk (for operators and reference servers such as nginx).
-    /// Segments too long for a file name are mapped by [`disk_segment`].
     /// Whether `key` exists, by one `stat` on the calling thread (no blocking-pool hop).
     fn stat_now(&self, key: &ArtifactKey) -> Result<bool, ArtifactError> {
         found(object(key, std::fs::metadata(self.path_of(key))))
     }
 
+    /// Where an object lives on disk (for operators and reference servers such as nginx).
+    /// Segments too long for a file name are mapped by [`disk_segment`].
     pub fn path_of(&self, key: &ArtifactKey) -> PathBuf {
         let mut p = self.objects.clone();
         for segment in key.segments() {
