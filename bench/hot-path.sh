@@ -65,12 +65,12 @@ done
 cmp <(curl -s -H 'Range: bytes=1000-66535' http://127.0.0.1:18081/data/bench/big) \
     <(curl -s -H 'Range: bytes=1000-66535' http://127.0.0.1:18082/data/bench/big)
 
-# sample PID... > FILE: the peak anonymous memory (RssAnon, kB) of the processes, summed, every
-# 0.2 s until killed. It runs during both rounds: its own CPU (an awk every 0.2 s) weighs on
-# both servers alike.
+# sample PID/status... > FILE: the peak anonymous memory (RssAnon, kB) of the processes,
+# summed, every 0.2 s until killed or the first of them is gone. It runs during both rounds:
+# its own CPU (an awk every 0.2 s) weighs on both servers alike.
 sample() {
   local peak=0 a
-  while :; do
+  while [ -r "/proc/$1" ]; do
     a=$(cat "${@/#//proc/}" 2>/dev/null | awk '/^RssAnon/ { s += $2 } END { print s + 0 }')
     [ "$a" -gt "$peak" ] && peak=$a && echo "$peak"
     sleep 0.2
