@@ -44,7 +44,7 @@ impl LocalArtifactStore {
     }
 
     /// Whether `key` exists, by one `stat` on the calling thread (no blocking-pool hop).
-    fn stat_now(&self, key: &ArtifactKey) -> Result<bool, ArtifactError> {
+    fn exists_here(&self, key: &ArtifactKey) -> Result<bool, ArtifactError> {
         found(object(key, std::fs::metadata(self.path_of(key))))
     }
 
@@ -260,11 +260,11 @@ impl ArtifactStore for LocalArtifactStore {
     }
 
     async fn exists(&self, key: &ArtifactKey) -> Result<bool, ArtifactError> {
-        self.stat_now(key)
+        self.exists_here(key)
     }
 
     fn exists_now(&self, key: &ArtifactKey) -> Option<Result<bool, ArtifactError>> {
-        Some(self.stat_now(key))
+        Some(self.exists_here(key))
     }
 
     async fn get(
