@@ -238,7 +238,7 @@ async fn answer(
             if !is_ready(state, index, Probe::Shared).await? {
                 let wait = Some(state.executor.settings().max_wait);
                 if let Prepared::Pending(job) = prepare(state, &file, index, wait).await? {
-                    return Ok(accepted(*job));
+                    return Ok(accepted(&job));
                 }
             }
             // Content-addressed: the layout is read once and kept.

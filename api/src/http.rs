@@ -77,7 +77,11 @@ pub fn router(state: AppState) -> Cors<axum::Router> {
             header::RETRY_AFTER,
             header::LAST_MODIFIED,
         ])
-        .max_age(std::time::Duration::from_secs(86_400));
+        .max_age(std::time::Duration::from_secs(86_400))
+        // No `Vary`: every answer allows any origin (`*`) and the same methods and headers, so
+        // none differs with the request's Origin or preflight headers, and a cache keeps one
+        // copy for every site (tower-http's default would also build the header per request).
+        .vary([]);
     let (routes, _) = routes().split_for_parts();
     let routes = routes.fallback(ops::not_found).with_state(state);
     cors.layer(routes)

@@ -232,6 +232,13 @@ fn assert_cors(a: &Answer) {
         "CORS on {}",
         a.status
     );
+    // The same answer for every origin: a cache keeps one copy, not one per site.
+    assert!(
+        a.headers.get(header::VARY).is_none(),
+        "no Vary on {}: {:?}",
+        a.status,
+        a.headers.get(header::VARY)
+    );
     let exposed = a
         .header(header::ACCESS_CONTROL_EXPOSE_HEADERS)
         .to_ascii_lowercase();

@@ -12,8 +12,8 @@ use axum::response::{IntoResponse, Response};
 use futures::FutureExt;
 use htsprep_shared::artifacts::{ArtifactKey, ArtifactStore};
 use htsprep_shared::domain::{
-    AccessUrl, ArtifactKind, FileRecord, Format, Ident, JobRecord, JobStatus, Processor, Progress,
-    SidecarKind,
+    AccessUrl, ArtifactKind, FileRecord, Format, Ident, JobId, JobRecord, JobStatus, Processor,
+    Progress, SidecarKind,
 };
 use htsprep_shared::error::Cause;
 use htsprep_shared::jobstore::ClaimOutcome;
@@ -22,7 +22,7 @@ use super::AppState;
 use super::error::{ApiError, ErrorBody};
 use super::openapi::FilePath;
 use super::serve::{ArtifactOpener, serve};
-use super::view::{JobView, one_line};
+use super::view::{JobView, job_location, one_line};
 use crate::executor::{Ensured, ExecError};
 use crate::upstream::UpstreamOpener;
 
@@ -145,7 +145,8 @@ impl axum::extract::FromRequestParts<AppState> for ServeRequest {
             .map_err(IntoResponse::into_response)?;
         Ok(Self {
             method: parts.method.clone(),
-            headers: parts.headers.clone(),
+            // The last extractor: nothing reads the request's headers after it.
+            headers: std::mem::take(&mut parts.headers),
             dcc,
             local_id,
             query,
@@ -187,7 +188,7 @@ pub(crate) enum ColdAnswer {
     /// Not prepared yet (or not within `?wait`): its job (`Location: /jobs/{id}`,
     /// `Retry-After`).
     #[response(status = 202)]
-    Pending(Accepted),
+    Pending(Accepted<'static>),
     /// Too many workflows are being prepared (`Retry-After`).
     #[response(status = 429)]
     TooBusy(ErrorBody),
@@ -440,27 +441,30 @@ fn count(state: &AppState, method: &Method, resp: &Result<Response, ApiError>) {
 
 /// The `202` body of a file being prepared.
 #[derive(serde::Serialize, utoipa::ToSchema)]
-pub(crate) struct Accepted {
-    job_id: String,
+pub(crate) struct Accepted<'a> {
+    #[schema(value_type = String)]
+    job_id: &'a JobId,
     status: JobStatus,
     attempt: u32,
-    progress: Option<Progress>,
+    progress: Option<&'a Progress>,
     /// Where to poll: `/jobs/{job_id}`.
-    location: String,
+    location: &'a str,
 }
 
-pub(crate) fn accepted(job: JobView) -> Response {
-    let location = job.location.clone();
+/// The `202` of a file being prepared: its job's public state and where to poll it. Asked for
+/// by every request of a storm on a cold file, so built straight from the record.
+pub(crate) fn accepted(job: &JobRecord) -> Response {
+    let location = job_location(&job.job_id);
     let body = Accepted {
-        job_id: job.job_id,
+        job_id: &job.job_id,
         status: job.status,
         attempt: job.attempt,
-        progress: job.progress,
-        location: location.clone(),
+        progress: job.progress.as_ref(),
+        location: &location,
     };
     let mut resp = (StatusCode::ACCEPTED, axum::Json(body)).into_response();
     let h = resp.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&location) {
+    if let Ok(v) = HeaderValue::try_from(location) {
         h.insert(header::LOCATION, v);
     }
     h.insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
@@ -482,7 +486,7 @@ async fn cold(
             Some(resp) => Ok(resp),
             None => serve_artifact(state, method, headers, key).await,
         },
-        Prepared::Pending(job) => Ok(accepted(*job)),
+        Prepared::Pending(job) => Ok(accepted(&job)),
     }
 }
 
@@ -491,7 +495,7 @@ pub(crate) enum Prepared {
     /// Its artifacts are published.
     Ready,
     /// Its job is still on the way (or waiting was not asked for): answer `202` with it.
-    Pending(Box<JobView>),
+    Pending(Box<JobRecord>),
 }
 
 /// Makes sure `file` is being prepared (one job per workflow) and waits up to `wait` for it:
@@ -514,7 +518,7 @@ pub(crate) async fn prepare(
     }
     let mut job_id = claim.job.job_id.clone();
     let Some(wait) = wait else {
-        return Ok(Prepared::Pending(Box::new(claim.job.into())));
+        return Ok(Prepared::Pending(Box::new(claim.job)));
     };
     let deadline = tokio::time::Instant::now() + wait;
     loop {
@@ -545,7 +549,7 @@ pub(crate) async fn prepare(
         }
         // Shutting down: answer now (the job carries on; the client polls its Location).
         if tokio::time::Instant::now() >= deadline || state.executor.is_draining() {
-            return Ok(Prepared::Pending(Box::new(job.into())));
+            return Ok(Prepared::Pending(Box::new(job)));
         }
         waiter.changed(deadline).await;
     }

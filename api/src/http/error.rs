@@ -126,7 +126,7 @@ impl IntoResponse for ApiError {
         let body = ErrorBody {
             error: self.code(),
             message: self.to_string(),
-            location: job_id.as_ref().map(|id| format!("/jobs/{id}")),
+            location: job_id.as_ref().map(super::view::job_location),
             job_id,
         };
         let mut resp = (status, axum::Json(body)).into_response();

@@ -40,6 +40,11 @@ pub struct JobView {
     pub location: String,
 }
 
+/// Where a job is polled: `/jobs/{id}`.
+pub(crate) fn job_location(id: &impl std::fmt::Display) -> String {
+    format!("/jobs/{id}")
+}
+
 /// The first line of a failure, at most 300 characters: what the public sees of it.
 pub fn one_line(failure: &JobFailure) -> String {
     let line = failure.message.lines().next().unwrap_or_default();
@@ -92,7 +97,7 @@ pub(crate) fn file_view(mut file: FileRecord, viewer: Viewer) -> FileRecord {
 impl From<JobRecord> for JobView {
     fn from(j: JobRecord) -> Self {
         Self {
-            location: format!("/jobs/{}", j.job_id),
+            location: job_location(&j.job_id),
             job_id: j.job_id.to_string(),
             status: j.status,
             dcc: j.dcc.to_string(),

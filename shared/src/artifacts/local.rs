@@ -45,7 +45,11 @@ impl LocalArtifactStore {
 
     /// Whether `key` exists, by one `stat` on the calling thread (no blocking-pool hop).
     fn exists_here(&self, key: &ArtifactKey) -> Result<bool, ArtifactError> {
-        found(object(key, std::fs::metadata(self.path_of(key))))
+        match std::fs::metadata(self.path_of(key)) {
+            // Every request for a file not prepared yet asks: answered without building an error.
+            Err(e) if is_missing(&e) => Ok(false),
+            stat => found(object(key, stat)),
+        }
     }
 
     /// Where an object lives on disk (for operators and reference servers such as nginx).
@@ -92,14 +96,20 @@ fn meta_of(md: &std::fs::Metadata) -> ObjectMeta {
     }
 }
 
+/// Whether a file system error means the object is not there.
+fn is_missing(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+    )
+}
+
 fn io_err(
     action: &'static str,
     key: &(impl std::fmt::Display + ?Sized),
     source: std::io::Error,
 ) -> ArtifactError {
-    if source.kind() == std::io::ErrorKind::NotFound
-        || source.kind() == std::io::ErrorKind::NotADirectory
-    {
+    if is_missing(&source) {
         ArtifactError::NotFound {
             key: key.to_string(),
         }
