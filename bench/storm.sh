@@ -55,12 +55,25 @@ NGINX
 nginx -c "$work/nginx.conf"
 
 # CONNS connections opened first, then every request sent at once; the time from sending to the
-# status line, per request.
+# status line, per request, and the CPU time the server's threads (of the processes $3, comma
+# separated) spent from the moment the requests were let go until every answer was read, per
+# request (from /proc/PID/task/*/schedstat: a steadier figure than the p99, and the one the p99
+# follows on two cores shared with the client).
 storm() {
-  python3 - "$1" "$2" "$CONNS" <<'PY'
-import asyncio, sys, time
+  python3 - "$1" "$2" "$CONNS" "$3" <<'PY'
+import asyncio, os, sys, time
 host, path, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+pids = sys.argv[4].split(",")
 addr, port = host.split(":")
+def cpu_ms():
+    total = 0
+    for pid in pids:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            try:
+                total += int(open(f"/proc/{pid}/task/{tid}/schedstat").read().split()[0]) / 1e6
+            except OSError:  # a thread that ended meanwhile
+                pass
+    return total
 async def one(go, out):
     r, w = await asyncio.open_connection(addr, int(port))
     await go.wait()
@@ -74,24 +87,30 @@ async def main():
     go, out = asyncio.Event(), []
     tasks = [asyncio.create_task(one(go, out)) for _ in range(n)]
     await asyncio.sleep(1.0)
+    before = cpu_ms()
     go.set()
     await asyncio.gather(*tasks)
+    cpu_us = (cpu_ms() - before) * 1000 / n
     took = sorted(t for t, _ in out)
     codes = sorted({c for _, c in out})
     p = lambda q: took[min(len(took) - 1, int(len(took) * q))] * 1000
-    print(f"{p(0.5):.1f} {p(0.99):.1f} {took[-1] * 1000:.1f} {','.join(codes)}")
+    print(f"{p(0.5):.1f} {p(0.99):.1f} {took[-1] * 1000:.1f} {cpu_us:.0f} {','.join(codes)}")
 asyncio.run(main())
 PY
 }
 
-printf '%-4s %-26s %-26s %9s %5s\n' run "nginx p50/p99/max (ms)" "htsprep p50/p99/max (ms)" "p99 ratio" jobs
+until [ -s "$work/nginx.pid" ] && [ "$(pgrep -c -P "$(cat "$work/nginx.pid")")" -ge 2 ]; do sleep 0.1; done
+nginx_workers=$(pgrep -d, -P "$(cat "$work/nginx.pid")")
+printf '%-4s %-26s %-26s %9s %5s  %s\n' run "nginx p50/p99/max (ms)" "htsprep p50/p99/max (ms)" "p99 ratio" jobs \
+  "server CPU per request (µs)"
 for i in $(seq 1 "$RUNS"); do
-  read -r n50 n99 nmax ncodes < <(storm 127.0.0.1:18084 "/data/storm/f$i")
-  read -r h50 h99 hmax hcodes < <(storm "$HTSPREP_LISTEN" "/data/storm/f$i")
+  read -r n50 n99 nmax ncpu ncodes < <(storm 127.0.0.1:18084 "/data/storm/f$i" "$nginx_workers")
+  read -r h50 h99 hmax hcpu hcodes < <(storm "$HTSPREP_LISTEN" "/data/storm/f$i" "$api_pid")
   jobs=$(curl -fs -H "Authorization: Bearer $HTSPREP_ADMIN_TOKEN" "http://$HTSPREP_LISTEN/jobs?limit=100" \
     | python3 -c "import json,sys; print(sum(1 for j in json.load(sys.stdin)['jobs'] if j['local_id'] == 'f$i'))")
-  printf '%-4s %-26s %-26s %8.2fx %5s  (codes: nginx %s, htsprep %s)\n' "$i" "$n50 / $n99 / $nmax" \
-    "$h50 / $h99 / $hmax" "$(python3 -c "print($h99 / $n99)")" "$jobs" "$ncodes" "$hcodes"
+  printf '%-4s %-26s %-26s %8.2fx %5s  nginx %s, htsprep %s (codes: nginx %s, htsprep %s)\n' "$i" \
+    "$n50 / $n99 / $nmax" "$h50 / $h99 / $hmax" "$(python3 -c "print($h99 / $n99)")" "$jobs" \
+    "$ncpu" "$hcpu" "$ncodes" "$hcodes"
   # The next run starts on a quiet machine, as this one did: its nginx round is not measured
   # while this run's job still prepares the file.
   curl -fs -o /dev/null -r 0-0 "http://$HTSPREP_LISTEN/data/storm/f$i?wait=120"
