@@ -292,6 +292,10 @@ mod tests {
         started.notified().await;
 
         stop.send(()).unwrap();
+        // Shutdown has begun once the listening socket is closed.
+        while tokio::net::TcpStream::connect(addr).await.is_ok() {
+            tokio::task::yield_now().await;
+        }
         release.notify_one();
         let mut answer = String::new();
         client.read_to_string(&mut answer).await.unwrap();
