@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::FutureExt;
@@ -130,23 +130,22 @@ pub(crate) struct ServeRequest {
     query: HashMap<String, String>,
 }
 
-impl axum::extract::FromRequestParts<AppState> for ServeRequest {
+/// Taken from the whole request (so axum keeps it the handler's last extractor): the request's
+/// headers are moved into it, not copied.
+impl axum::extract::FromRequest<AppState> for ServeRequest {
     type Rejection = Response;
 
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        state: &AppState,
-    ) -> Result<Self, Response> {
-        let Path((dcc, local_id)) = Path::<(String, String)>::from_request_parts(parts, state)
+    async fn from_request(req: axum::extract::Request, state: &AppState) -> Result<Self, Response> {
+        let (mut parts, _body) = req.into_parts();
+        let Path((dcc, local_id)) = Path::<(String, String)>::from_request_parts(&mut parts, state)
             .await
             .map_err(IntoResponse::into_response)?;
-        let Query(query) = Query::<HashMap<String, String>>::from_request_parts(parts, state)
+        let Query(query) = Query::<HashMap<String, String>>::from_request_parts(&mut parts, state)
             .await
             .map_err(IntoResponse::into_response)?;
         Ok(Self {
-            method: parts.method.clone(),
-            // The last extractor: nothing reads the request's headers after it.
-            headers: std::mem::take(&mut parts.headers),
+            method: parts.method,
+            headers: parts.headers,
             dcc,
             local_id,
             query,
