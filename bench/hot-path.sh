@@ -93,8 +93,8 @@ echo "file: $size bytes; $CONNS connections, $THREADS wrk threads, $DURATION eac
 # Each server's anonymous (heap) memory while it serves; file-backed pages of the mapped
 # artifact count in the API's RSS too, but they are page cache shared with the kernel, not the
 # API's own.
-mapfile -t nginx_workers < <(pgrep -P "$(cat "$work/nginx.pid")")
-sample "${nginx_workers[@]/%//status}" > "$work/nginx.anon" &
+mapfile -t nginx_pids < <(nginx_workers 2)
+sample "${nginx_pids[@]/%//status}" > "$work/nginx.anon" &
 sampler=$!
 run http://127.0.0.1:18082/data/bench/big nginx
 kill "$sampler" 2>/dev/null || true

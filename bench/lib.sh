@@ -6,6 +6,8 @@
 # start_api                      runs `htsprep-api serve` with the current environment in the
 #                                background ($api_pid) and waits until /healthz answers on
 #                                $HTSPREP_LISTEN (loopback), failing if the API exits first.
+# nginx_workers N                prints the pids of the N workers of the nginx started from
+#                                $work (its $work/nginx.pid), one per line, once all are forked.
 
 bench_init() {
   local name=$1 cmd
@@ -35,4 +37,17 @@ start_api() {
   # Not another server on the same address: ours is still running once something answered.
   sleep 0.2
   kill -0 "$api_pid" 2>/dev/null || { echo "htsprep-api exited (is $HTSPREP_LISTEN taken?)" >&2; exit 1; }
+}
+
+nginx_workers() {
+  local n=$1 pids
+  for _ in $(seq 100); do
+    if [ -s "$work/nginx.pid" ]; then
+      pids=$(pgrep -P "$(cat "$work/nginx.pid")" || true)
+      [ "$(printf '%s' "$pids" | grep -c .)" -ge "$n" ] && { printf '%s\n' "$pids"; return; }
+    fi
+    sleep 0.1
+  done
+  echo "nginx's $n workers did not start (see $work/nginx.err)" >&2
+  return 1
 }

@@ -99,16 +99,12 @@ asyncio.run(main())
 PY
 }
 
-# nginx's two workers, once forked (their CPU time is nginx's).
-for _ in $(seq 100); do
-  [ -s "$work/nginx.pid" ] && [ "$(pgrep -c -P "$(cat "$work/nginx.pid")")" -ge 2 ] && break
-  sleep 0.1
-done
-nginx_workers=$(pgrep -d, -P "$(cat "$work/nginx.pid")")
+# nginx's workers (their CPU time is nginx's).
+nginx_pids=$(nginx_workers 2 | paste -sd,)
 printf '%-4s %-26s %-26s %9s %5s  %s\n' run "nginx p50/p99/max (ms)" "htsprep p50/p99/max (ms)" "p99 ratio" jobs \
   "server CPU per request (µs)"
 for i in $(seq 1 "$RUNS"); do
-  read -r n50 n99 nmax ncpu ncodes < <(storm 127.0.0.1:18084 "/data/storm/f$i" "$nginx_workers")
+  read -r n50 n99 nmax ncpu ncodes < <(storm 127.0.0.1:18084 "/data/storm/f$i" "$nginx_pids")
   read -r h50 h99 hmax hcpu hcodes < <(storm "$HTSPREP_LISTEN" "/data/storm/f$i" "$api_pid")
   jobs=$(curl -fs -H "Authorization: Bearer $HTSPREP_ADMIN_TOKEN" "http://$HTSPREP_LISTEN/jobs?limit=100" \
     | python3 -c "import json,sys; print(sum(1 for j in json.load(sys.stdin)['jobs'] if j['local_id'] == 'f$i'))")
