@@ -13,6 +13,7 @@
 #   Rejects rows with < 3 columns, non-integer start/end, end < start.
 # Env:    SORT_MEM (sort -S, e.g. 256M), TMPDIR (existing per-job dir), THREADS (sort --parallel
 #         and compression threads; default 1), HTSPREP_WORKER (the htsprep-worker binary: its
+#         clean applies the rules above and counts the records, worker/src/clean.rs; its
 #         bgzip-tabix compresses and writes OUT.tbi in the same pass, unless a record lies past
 #         a TBI's reach). LC_ALL=C is forced.
 # Exit:   0 ok; 1 bad input (reason on stderr); 2 usage/environment; 3 tool/system failure.
@@ -34,38 +35,7 @@ trap '[ "$ok" = 1 ] || rm -f -- "$out" "$out.tbi" "$stats" "$counts"' EXIT
 
 set +e
 gzip -cdf < "$in" 2> "$gzerr" \
-| STATS="$stats" COUNTS="$counts" awk '
-  function bad(msg,   s) {
-    s = substr($0, 1, 80); gsub(/[^ -~\t]/, "?", s); gsub(/\t/, "<TAB>", s)
-    printf "line %d: %s: \"%s\"\n", FNR, msg, s > "/dev/stderr"; failed = 1; exit 3
-  }
-  BEGIN { FS = "\t"; OFS = "\t"; n = 0; maxend = 0; failed = 0 }
-  { sub(/\r$/, "") }
-  /^[ \t]*$/                       { next }
-  /^(track|browser)([ \t]|$)/      { next }
-  /^#/                             { next }
-  index($0, "\t") == 0 { gsub(/^ +| +$/, ""); gsub(/ +/, "\t"); $0 = $0 }
-  {
-    if (NF < 3) bad("expected at least 3 tab- or space-separated columns, found " NF)
-    if ($1 == "") bad("empty chromosome name (column 1)")
-    s = $2; e = $3
-    if (s == "" || s ~ /[^0-9]/) bad("column 2 (start) is not a non-negative integer")
-    if (e == "" || e ~ /[^0-9]/) bad("column 3 (end) is not a non-negative integer")
-    s += 0; e += 0
-    if (e < s) bad("end (column 3) is smaller than start (column 2)")
-    if (e > maxend) maxend = e
-    n++
-    per[$1]++
-    print
-  }
-  END {
-    if (failed) exit 3
-    printf "records=%.0f\nheader_lines=0\nmax_end=%.0f\n", n, maxend > ENVIRON["STATS"]
-    close(ENVIRON["STATS"])
-    printf "" > ENVIRON["COUNTS"]
-    for (k in per) printf "%s\t%.0f\n", k, per[k] > ENVIRON["COUNTS"]
-    close(ENVIRON["COUNTS"])
-  }' \
+| "$HTSPREP_WORKER" clean bed --stats "$stats" --counts "$counts" \
 | sort -t $'\t' -k1,1 -k2,2n -S "$SORT_MEM" -T "$TMPDIR" --parallel="${THREADS:-1}" \
 | "$HTSPREP_WORKER" bgzip-tabix bed --threads "${THREADS:-1}" -- "$out"
 st=("${PIPESTATUS[@]}")
@@ -82,8 +52,8 @@ root() { i=0; for s in "${st[@]}"; do
 case "$(root)" in
   ok) ;;
   0) cat "$gzerr" >&2; die 1 "could not decompress input (corrupt or truncated gzip/BGZF?)";;
-  1) [ "${st[1]}" = 3 ] && die 1 "input is not valid BED (details above)"
-     die 3 "awk cleaning step failed (status ${st[1]})";;
+  1) [ "${st[1]}" = 1 ] && die 1 "input is not valid BED (details above)"
+     die 3 "cleaning step failed (status ${st[1]})";;
   2) die 3 "sort failed (status ${st[2]}; TMPDIR full or SORT_MEM too large?)";;
   3) [ "${st[3]}" = 1 ] && die 1 "input could not be indexed (details above)"
      die 3 "compression failed (status ${st[3]}; output disk full?)";;

@@ -16,6 +16,7 @@
 #   start/end that are not integers >= 1, end < start.
 # Env:    SORT_MEM (sort -S, e.g. 256M), TMPDIR (existing per-job dir), THREADS (sort --parallel
 #         and compression threads; default 1), HTSPREP_WORKER (the htsprep-worker binary: its
+#         clean applies the rules above and counts the records, worker/src/clean.rs; its
 #         bgzip-tabix compresses and writes OUT.tbi in the same pass, unless a record lies past
 #         a TBI's reach). LC_ALL=C is forced.
 # Exit:   0 ok; 1 bad input (reason on stderr); 2 usage/environment; 3 tool/system failure.
@@ -38,45 +39,10 @@ hdr="$TMPDIR/gff_clean_sort_bgzip.header"
 trap '[ "$ok" = 1 ] || rm -f -- "$out" "$out.tbi" "$stats" "$counts"; rm -f -- "$hdr"' EXIT
 
 # The ##gff-version line goes to $hdr and is re-inserted after the sort (sort emits its first
-# line only after the cleaning awk has exited and closed $hdr).
+# line only after the cleaning step has exited, having written $hdr).
 set +e
 gzip -cdf < "$in" 2> "$gzerr" \
-| HDR="$hdr" STATS="$stats" COUNTS="$counts" awk '
-  function bad(msg,   s) {
-    s = substr($0, 1, 80); gsub(/[^ -~\t]/, "?", s); gsub(/\t/, "<TAB>", s)
-    printf "line %d: %s: \"%s\"\n", FNR, msg, s > "/dev/stderr"; failed = 1; exit 3
-  }
-  BEGIN { FS = "\t"; OFS = "\t"; n = 0; h = 0; maxend = 0; fasta = 0; failed = 0 }
-  fasta { next }
-  { sub(/\r$/, "") }
-  /^[#>]/ {
-    if (/^##FASTA/ || /^>/) fasta = 1
-    else if (/^##gff-version[ \t]/ && h == 0) { print > ENVIRON["HDR"]; h = 1 }
-    next
-  }
-  /^[ \t]*$/ { next }
-  {
-    if (NF < 8) bad("expected 9 tab-separated GFF columns, found " NF)
-    if ($1 == "") bad("empty seqid (column 1)")
-    s = $4; e = $5
-    if (s == "" || s ~ /[^0-9]/ || s + 0 < 1) bad("start (column 4) is not an integer >= 1")
-    if (e == "" || e ~ /[^0-9]/ || e + 0 < 1) bad("end (column 5) is not an integer >= 1")
-    s += 0; e += 0
-    if (e < s) bad("end (column 5) is smaller than start (column 4)")
-    if (e > maxend) maxend = e
-    n++
-    per[$1]++
-    print
-  }
-  END {
-    if (failed) exit 3
-    close(ENVIRON["HDR"])
-    printf "records=%.0f\nheader_lines=%.0f\nmax_end=%.0f\n", n, h, maxend > ENVIRON["STATS"]
-    close(ENVIRON["STATS"])
-    printf "" > ENVIRON["COUNTS"]
-    for (k in per) printf "%s\t%.0f\n", k, per[k] > ENVIRON["COUNTS"]
-    close(ENVIRON["COUNTS"])
-  }' \
+| "$HTSPREP_WORKER" clean gff --header "$hdr" --stats "$stats" --counts "$counts" \
 | sort -t $'\t' -k1,1 -k4,4n -k5,5nr -S "$SORT_MEM" -T "$TMPDIR" --parallel="${THREADS:-1}" \
 | "$HTSPREP_WORKER" bgzip-tabix gff --header "$hdr" --threads "${THREADS:-1}" -- "$out"
 st=("${PIPESTATUS[@]}")
@@ -93,8 +59,8 @@ root() { i=0; for s in "${st[@]}"; do
 case "$(root)" in
   ok) ;;
   0) cat "$gzerr" >&2; die 1 "could not decompress input (corrupt or truncated gzip/BGZF?)";;
-  1) [ "${st[1]}" = 3 ] && die 1 "input is not valid GFF (details above)"
-     die 3 "awk cleaning step failed (status ${st[1]})";;
+  1) [ "${st[1]}" = 1 ] && die 1 "input is not valid GFF (details above)"
+     die 3 "cleaning step failed (status ${st[1]})";;
   2) die 3 "sort failed (status ${st[2]}; TMPDIR full or SORT_MEM too large?)";;
   3) [ "${st[3]}" = 1 ] && die 1 "input could not be indexed (details above)"
      die 3 "compression failed (status ${st[3]}; output disk full?)";;

@@ -14,6 +14,7 @@
 #   CRLF -> LF; blank lines dropped.
 # Env:    SORT_MEM (sort -S, e.g. 256M), TMPDIR (existing per-job dir), THREADS (sort --parallel
 #         and compression threads; default 1), HTSPREP_WORKER (the htsprep-worker binary: its
+#         clean applies the rules above and counts the records, worker/src/clean.rs; its
 #         bgzip-tabix compresses and writes OUT.tbi in the same pass, unless a record lies past
 #         a TBI's reach). LC_ALL=C is forced.
 # Exit:   0 ok; 1 bad input (reason on stderr); 2 usage/environment; 3 tool/system failure.
@@ -36,50 +37,11 @@ hdr="$TMPDIR/vcf_clean_sort_bgzip.header"
 trap '[ "$ok" = 1 ] || rm -f -- "$out" "$out.tbi" "$stats" "$counts"; rm -f -- "$hdr"' EXIT
 
 # Header lines go to $hdr, body lines to stdout -> sort. The header is re-inserted after the
-# sort: sort emits its first line only after the cleaning awk has exited (and closed $hdr).
+# sort: sort emits its first line only after the cleaning step has exited, having written $hdr.
 # No grep: `grep -v '^#'` exits 1 on a header-only VCF and breaks pipefail.
 set +e
 gzip -cdf < "$in" 2> "$gzerr" \
-| HDR="$hdr" STATS="$stats" COUNTS="$counts" awk '
-  function bad(msg,   s) {
-    s = substr($0, 1, 80); gsub(/[^ -~\t]/, "?", s); gsub(/\t/, "<TAB>", s)
-    printf "line %d: %s: \"%s\"\n", FNR, msg, s > "/dev/stderr"; failed = 1; exit 3
-  }
-  function fatal(msg) { print msg > "/dev/stderr"; exit 3 }
-  BEGIN { FS = "\t"; OFS = "\t"; n = 0; h = 0; maxend = 0; chrom = 0; failed = 0 }
-  { sub(/\r$/, "") }
-  /^#/ {
-    if (h == 0 && $0 !~ /^##fileformat=VCF/) bad("not a VCF: first line must be ##fileformat=VCFv4.x")
-    if (chrom) bad("header line after the #CHROM line")
-    if ($0 ~ /^#CHROM/) chrom = 1
-    print > ENVIRON["HDR"]; h++; next
-  }
-  /^[ \t]*$/ { next }
-  {
-    if (h == 0) bad("not a VCF: no ##fileformat header")
-    if (!chrom) bad("data line before the #CHROM header line")
-    if (NF < 8) bad("expected at least 8 tab-separated columns, found " NF)
-    if ($2 == "" || $2 ~ /[^0-9]/) bad("POS (column 2) is not a non-negative integer")
-    e = $2 + length($4) - 1
-    if (index($8, "END=") && match($8, /(^|;)END=[0-9]+(;|$)/)) {
-      v = substr($8, RSTART, RLENGTH); gsub(/[^0-9]/, "", v); if (v + 0 > e) e = v + 0
-    }
-    if (e > maxend) maxend = e
-    n++
-    per[$1]++
-    print
-  }
-  END {
-    if (failed) exit 3
-    if (h == 0) fatal("not a VCF: empty input or no ##fileformat header")
-    if (!chrom) fatal("not a VCF: no #CHROM header line")
-    close(ENVIRON["HDR"])
-    printf "records=%.0f\nheader_lines=%.0f\nmax_end=%.0f\n", n, h, maxend > ENVIRON["STATS"]
-    close(ENVIRON["STATS"])
-    printf "" > ENVIRON["COUNTS"]
-    for (k in per) printf "%s\t%.0f\n", k, per[k] > ENVIRON["COUNTS"]
-    close(ENVIRON["COUNTS"])
-  }' \
+| "$HTSPREP_WORKER" clean vcf --header "$hdr" --stats "$stats" --counts "$counts" \
 | sort -t $'\t' -k1,1 -k2,2n -S "$SORT_MEM" -T "$TMPDIR" --parallel="${THREADS:-1}" \
 | "$HTSPREP_WORKER" bgzip-tabix vcf --header "$hdr" --threads "${THREADS:-1}" -- "$out"
 st=("${PIPESTATUS[@]}")
@@ -96,8 +58,8 @@ root() { i=0; for s in "${st[@]}"; do
 case "$(root)" in
   ok) ;;
   0) cat "$gzerr" >&2; die 1 "could not decompress input (corrupt or truncated gzip/BGZF?)";;
-  1) [ "${st[1]}" = 3 ] && die 1 "input is not a valid VCF (details above)"
-     die 3 "awk cleaning step failed (status ${st[1]})";;
+  1) [ "${st[1]}" = 1 ] && die 1 "input is not a valid VCF (details above)"
+     die 3 "cleaning step failed (status ${st[1]})";;
   2) die 3 "sort failed (status ${st[2]}; TMPDIR full or SORT_MEM too large?)";;
   3) [ "${st[3]}" = 1 ] && die 1 "input could not be indexed (details above)"
      die 3 "compression failed (status ${st[3]}; output disk full?)";;

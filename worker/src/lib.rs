@@ -1,6 +1,7 @@
 //! The htsprep worker. Architecture invariant: only this crate spawns pipeline processes.
 
 pub mod bgzip_tabix;
+pub mod clean;
 pub mod config;
 mod convert;
 pub mod fetch;

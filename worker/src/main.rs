@@ -38,6 +38,40 @@ enum Command {
         #[arg(long, default_value = "1")]
         threads: std::num::NonZero<usize>,
     },
+    /// Clean text records from standard input for sorting (the first step of the clean-sort-bgzip
+    /// stages): records to standard output, header lines and counts to files. Exit 1: the input
+    /// is not valid (line and reason on stderr); 3: a read or write failed; 141: standard output
+    /// was closed.
+    Clean {
+        #[arg(value_enum)]
+        preset: htsprep_worker::bgzip_tabix::Preset,
+        /// The file the header lines are written to (VCF, GFF3).
+        #[arg(long)]
+        header: Option<std::path::PathBuf>,
+        /// The file "records=N", "header_lines=N" and "max_end=N" are written to.
+        #[arg(long)]
+        stats: std::path::PathBuf,
+        /// The file "NAME<TAB>records" is written to, one line per sequence.
+        #[arg(long)]
+        counts: std::path::PathBuf,
+    },
+}
+
+fn clean(
+    preset: htsprep_worker::bgzip_tabix::Preset,
+    header: Option<&std::path::Path>,
+    stats: &std::path::Path,
+    counts: &std::path::Path,
+) -> ExitCode {
+    match htsprep_worker::clean::command(preset, header, stats, counts) {
+        Ok(_) => ExitCode::SUCCESS,
+        // As a command killed by SIGPIPE would: the pipe's first failure is the reader's.
+        Err(e) if e.is_broken_pipe() => ExitCode::from(141),
+        Err(e) => {
+            eprintln!("htsprep-worker clean: {e}");
+            ExitCode::from(if e.is_bad_input() { 1 } else { 3 })
+        }
+    }
 }
 
 fn bgzip_tabix(
@@ -107,15 +141,21 @@ async fn healthcheck(config: WorkerConfig) -> anyhow::Result<()> {
 async fn main() -> ExitCode {
     htsprep_shared::process::init_logging();
     let cli = Cli::parse();
-    // A stage tool: no worker configuration (a stage's environment has none).
-    if let Some(Command::BgzipTabix {
-        preset,
-        out,
-        header,
-        threads,
-    }) = &cli.command
-    {
-        return bgzip_tabix(*preset, out, header.as_deref(), *threads);
+    // The stage tools: no worker configuration (a stage's environment has none).
+    match &cli.command {
+        Some(Command::BgzipTabix {
+            preset,
+            out,
+            header,
+            threads,
+        }) => return bgzip_tabix(*preset, out, header.as_deref(), *threads),
+        Some(Command::Clean {
+            preset,
+            header,
+            stats,
+            counts,
+        }) => return clean(*preset, header.as_deref(), stats, counts),
+        _ => {}
     }
     let config = match WorkerConfig::from_env() {
         Ok(c) => c,
@@ -127,7 +167,9 @@ async fn main() -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config).await,
         Command::Healthcheck => healthcheck(config).await,
-        Command::BgzipTabix { .. } => unreachable!("handled before the configuration is read"),
+        Command::BgzipTabix { .. } | Command::Clean { .. } => {
+            unreachable!("handled before the configuration is read")
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

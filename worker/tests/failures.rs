@@ -416,3 +416,61 @@ async fn data_another_attempt_published_meanwhile_is_kept_and_indexed_by_the_nex
         "the index matches the published data"
     );
 }
+
+/// A real file with one bad line fails as bad input, naming the line (counted in the source,
+/// header lines included), the rule it breaks and the line itself; nothing is published.
+#[tokio::test]
+async fn a_bad_line_in_a_text_source_is_named_by_its_line_number() {
+    let dir = tempfile::tempdir().unwrap();
+    // (source, format, line to spoil, how, what the reason says)
+    type Spoil = fn(&str) -> String;
+    let cases: [(&str, Format, usize, Spoil, &str); 3] = [
+        (
+            "ctcf_trackline.bed",
+            Format::Bed,
+            4,
+            |l| {
+                let c: Vec<&str> = l.split('\t').collect();
+                format!("{}\t{}\t{}", c[0], c[2], c[1])
+            },
+            "line 4: end (column 3) is smaller than start (column 2): \"chr2L<TAB>119067<TAB>118727\"",
+        ),
+        (
+            "vega_x.gff3",
+            Format::Gff,
+            12,
+            |l| {
+                let mut c: Vec<&str> = l.split('\t').collect();
+                c[3] = "1e6";
+                c.join("\t")
+            },
+            "line 12: start (column 4) is not an integer >= 1: \"X<TAB>Vega<TAB>CDS<TAB>1e6<TAB>",
+        ),
+        (
+            "htslib_index.vcf",
+            Format::Vcf,
+            107,
+            |_| String::new(),
+            "line 107: data line before the #CHROM header line: \"1<TAB>9999919<TAB>",
+        ),
+    ];
+    for (name, format, line, spoil, says) in cases {
+        let body = std::fs::read_to_string(repo_testdata(name)).unwrap();
+        let mut lines: Vec<String> = body.lines().map(str::to_owned).collect();
+        lines[line - 1] = spoil(&lines[line - 1]);
+        if format == Format::Vcf {
+            assert!(body.lines().nth(line - 1).unwrap().starts_with("#CHROM"));
+            lines.remove(line - 1);
+        }
+        let path = dir.path().join(name);
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+        let h = Harness::new().await;
+        let ran = h.run(h.file_spec("spoilt", format, &path).await).await;
+        let err = assert_failed(&h, &ran, "the input is not valid");
+        assert_eq!(err.stage.as_deref(), Some("clean-sort-bgzip"), "{name}");
+        assert_eq!(err.exit_status, Some(1), "{name}");
+        assert!(!err.retryable, "{name}");
+        let tail = err.stderr_tail.unwrap_or_default();
+        assert!(tail.contains(says), "{name}: {tail}");
+    }
+}
