@@ -200,6 +200,18 @@ fn integer(field: &[u8]) -> Integer {
         .map_or(Integer::TooLarge, Integer::Value)
 }
 
+/// The first `N` tab-separated columns of a line (the last holds the rest of it) and how many
+/// there are: a line's columns without an allocation per line.
+fn split_tabs<const N: usize>(text: &[u8]) -> ([&[u8]; N], usize) {
+    let mut columns = [&text[..0]; N];
+    let mut found = 0;
+    for (slot, column) in columns.iter_mut().zip(text.splitn(N, |&b| b == b'\t')) {
+        *slot = column;
+        found += 1;
+    }
+    (columns, found)
+}
+
 /// A column as a position: `at_least` or more, else the refusal's reason.
 fn position(field: &[u8], name: &str, at_least: u64) -> Result<u64, String> {
     match integer(field) {
@@ -263,11 +275,14 @@ impl Tally {
 
     fn flush_last(&mut self) {
         if self.last_count > 0 {
-            *self
-                .summary
-                .per_sequence
-                .entry(self.last.clone())
-                .or_default() += self.last_count;
+            // Looked up by reference: the name is copied only the first time it is seen.
+            match self.summary.per_sequence.get_mut(self.last.as_slice()) {
+                Some(n) => *n += self.last_count,
+                None => {
+                    let name = self.last.clone();
+                    self.summary.per_sequence.insert(name, self.last_count);
+                }
+            }
             self.last_count = 0;
         }
     }
@@ -348,9 +363,8 @@ impl Pass {
             }
         }
         let text = if rewritten { &self.rewritten[..] } else { text };
-        let columns: Vec<&[u8]> = text.splitn(4, |&b| b == b'\t').collect();
-        if columns.len() < 3 {
-            let found = columns.len();
+        let (columns, found) = split_tabs::<4>(text);
+        if found < 3 {
             return Err(refuse(
                 format!("expected at least 3 tab- or space-separated columns, found {found}"),
                 text,
@@ -391,9 +405,8 @@ impl Pass {
         if is_blank(text) {
             return Ok(Judged::Skip);
         }
-        let columns: Vec<&[u8]> = text.splitn(9, |&b| b == b'\t').collect();
-        if columns.len() < 8 {
-            let found = columns.len();
+        let (columns, found) = split_tabs::<9>(text);
+        if found < 8 {
             return Err(refuse(
                 format!("expected 9 tab-separated GFF columns, found {found}"),
                 text,
@@ -442,9 +455,8 @@ impl Pass {
         if !self.chrom {
             return Err(refuse("data line before the #CHROM header line", text));
         }
-        let columns: Vec<&[u8]> = text.splitn(9, |&b| b == b'\t').collect();
-        if columns.len() < 8 {
-            let found = columns.len();
+        let (columns, found) = split_tabs::<9>(text);
+        if found < 8 {
             return Err(refuse(
                 format!("expected at least 8 tab-separated columns, found {found}"),
                 text,
