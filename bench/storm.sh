@@ -57,46 +57,11 @@ nginx -c "$work/nginx.conf"
 # CONNS connections opened first, then every request sent at once; the time from sending to the
 # status line, per request, and the CPU time the server's threads (of the processes $3, comma
 # separated) spent from the moment the requests were let go until every answer was read, per
-# request (from /proc/PID/task/*/schedstat: a steadier figure than the p99, and the one the p99
-# follows on two cores shared with the client).
+# request (a steadier figure than the p99). The client is compiled and runs on one thread
+# (bench/storm-client): a Python client spent several times either server's CPU on the same
+# two cores, and its own scheduling made most of the p99 it reported.
 storm() {
-  python3 - "$1" "$2" "$CONNS" "$3" <<'PY'
-import asyncio, os, sys, time
-host, path, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-pids = sys.argv[4].split(",")
-addr, port = host.split(":")
-def cpu_ms():
-    total = 0
-    for pid in pids:
-        for tid in os.listdir(f"/proc/{pid}/task"):
-            try:
-                total += int(open(f"/proc/{pid}/task/{tid}/schedstat").read().split()[0]) / 1e6
-            except OSError:  # a thread that ended meanwhile
-                pass
-    return total
-async def one(go, out):
-    r, w = await asyncio.open_connection(addr, int(port))
-    await go.wait()
-    start = time.perf_counter()
-    w.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
-    await w.drain()
-    line = await r.readline()
-    out.append((time.perf_counter() - start, line.split()[1].decode()))
-    w.close()
-async def main():
-    go, out = asyncio.Event(), []
-    tasks = [asyncio.create_task(one(go, out)) for _ in range(n)]
-    await asyncio.sleep(1.0)
-    before = cpu_ms()
-    go.set()
-    await asyncio.gather(*tasks)
-    cpu_us = (cpu_ms() - before) * 1000 / n
-    took = sorted(t for t, _ in out)
-    codes = sorted({c for _, c in out})
-    p = lambda q: took[min(len(took) - 1, int(len(took) * q))] * 1000
-    print(f"{p(0.5):.1f} {p(0.99):.1f} {took[-1] * 1000:.1f} {cpu_us:.0f} {','.join(codes)}")
-asyncio.run(main())
-PY
+  target/release/htsprep-storm-client "$1" "$2" "$CONNS" "$3"
 }
 
 # nginx's workers (their CPU time is nginx's).
