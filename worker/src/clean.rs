@@ -200,6 +200,50 @@ fn integer(field: &[u8]) -> Integer {
         .map_or(Integer::TooLarge, Integer::Value)
 }
 
+/// Where a record's interval is and what the refusals call its columns.
+struct Interval {
+    /// The refusal of an empty sequence name (column 1).
+    unnamed: &'static str,
+    start: (usize, &'static str),
+    end: (usize, &'static str),
+    /// The smallest position (0-based BED, 1-based GFF3).
+    first: u64,
+    /// The refusal of an end before the start.
+    reversed: &'static str,
+}
+
+const BED: Interval = Interval {
+    unnamed: "empty chromosome name (column 1)",
+    start: (1, "column 2 (start)"),
+    end: (2, "column 3 (end)"),
+    first: 0,
+    reversed: "end (column 3) is smaller than start (column 2)",
+};
+
+const GFF: Interval = Interval {
+    unnamed: "empty seqid (column 1)",
+    start: (3, "start (column 4)"),
+    end: (4, "end (column 5)"),
+    first: 1,
+    reversed: "end (column 5) is smaller than start (column 4)",
+};
+
+impl Interval {
+    /// The record's end, once its name and interval pass.
+    fn end(&self, columns: &[&[u8]], text: &[u8]) -> Result<u64, Refused> {
+        if columns[0].is_empty() {
+            return Err(refuse(self.unnamed, text));
+        }
+        let bad = |reason| refuse(reason, text);
+        let start = position(columns[self.start.0], self.start.1, self.first).map_err(bad)?;
+        let end = position(columns[self.end.0], self.end.1, self.first).map_err(bad)?;
+        if end < start {
+            return Err(refuse(self.reversed, text));
+        }
+        Ok(end)
+    }
+}
+
 /// The first `N` tab-separated columns of a line (the last holds the rest of it) and how many
 /// there are: a line's columns without an allocation per line.
 fn split_tabs<const N: usize>(text: &[u8]) -> ([&[u8]; N], usize) {
@@ -370,18 +414,7 @@ impl Pass {
                 text,
             ));
         }
-        if columns[0].is_empty() {
-            return Err(refuse("empty chromosome name (column 1)", text));
-        }
-        let bad = |reason| refuse(reason, text);
-        let start = position(columns[1], "column 2 (start)", 0).map_err(bad)?;
-        let end = position(columns[2], "column 3 (end)", 0).map_err(bad)?;
-        if end < start {
-            return Err(refuse(
-                "end (column 3) is smaller than start (column 2)",
-                text,
-            ));
-        }
+        let end = BED.end(&columns, text)?;
         Ok(Judged::Record { rewritten, end })
     }
 
@@ -412,18 +445,7 @@ impl Pass {
                 text,
             ));
         }
-        if columns[0].is_empty() {
-            return Err(refuse("empty seqid (column 1)", text));
-        }
-        let bad = |reason| refuse(reason, text);
-        let start = position(columns[3], "start (column 4)", 1).map_err(bad)?;
-        let end = position(columns[4], "end (column 5)", 1).map_err(bad)?;
-        if end < start {
-            return Err(refuse(
-                "end (column 5) is smaller than start (column 4)",
-                text,
-            ));
-        }
+        let end = GFF.end(&columns, text)?;
         Ok(Judged::Record {
             rewritten: false,
             end,
