@@ -7,7 +7,7 @@
 //! (naming its line in the source), writes the records for `sort`, and counts them: the stats
 //! (records, header lines, the largest end, for the CSI decision) and the records per sequence,
 //! which validation compares with the index. One pass in compiled code: the `awk` it replaces
-//! took as long as the sort on a 65 MB GFF3.
+//! took as long as the sort on the cold-path bench's 1M-record GFF3 (BENCHMARKS.md).
 //!
 //! Line rules, per preset:
 //! - every line: a trailing CR is dropped; lines of only blanks are skipped.
