@@ -244,16 +244,24 @@ impl Interval {
     }
 }
 
-/// The first `N` tab-separated columns of a line (the last holds the rest of it) and how many
-/// there are: a line's columns without an allocation per line.
-fn split_tabs<const N: usize>(text: &[u8]) -> ([&[u8]; N], usize) {
+/// The first `N` tab-separated columns of a record (the last holds the rest of the line), or its
+/// refusal when it has fewer than `needed`: `expected` says what it should have. No allocation
+/// per line.
+fn columns<'a, const N: usize>(
+    text: &'a [u8],
+    needed: usize,
+    expected: &str,
+) -> Result<[&'a [u8]; N], Refused> {
     let mut columns = [&text[..0]; N];
     let mut found = 0;
     for (slot, column) in columns.iter_mut().zip(text.splitn(N, |&b| b == b'\t')) {
         *slot = column;
         found += 1;
     }
-    (columns, found)
+    if found < needed {
+        return Err(refuse(format!("expected {expected}, found {found}"), text));
+    }
+    Ok(columns)
 }
 
 /// A column as a position: `at_least` or more, else the refusal's reason.
@@ -407,13 +415,7 @@ impl Pass {
             }
         }
         let text = if rewritten { &self.rewritten[..] } else { text };
-        let (columns, found) = split_tabs::<4>(text);
-        if found < 3 {
-            return Err(refuse(
-                format!("expected at least 3 tab- or space-separated columns, found {found}"),
-                text,
-            ));
-        }
+        let columns = columns::<4>(text, 3, "at least 3 tab- or space-separated columns")?;
         let end = BED.end(&columns, text)?;
         Ok(Judged::Record { rewritten, end })
     }
@@ -438,13 +440,7 @@ impl Pass {
         if is_blank(text) {
             return Ok(Judged::Skip);
         }
-        let (columns, found) = split_tabs::<9>(text);
-        if found < 8 {
-            return Err(refuse(
-                format!("expected 9 tab-separated GFF columns, found {found}"),
-                text,
-            ));
-        }
+        let columns = columns::<9>(text, 8, "9 tab-separated GFF columns")?;
         let end = GFF.end(&columns, text)?;
         Ok(Judged::Record {
             rewritten: false,
@@ -477,13 +473,7 @@ impl Pass {
         if !self.chrom {
             return Err(refuse("data line before the #CHROM header line", text));
         }
-        let (columns, found) = split_tabs::<9>(text);
-        if found < 8 {
-            return Err(refuse(
-                format!("expected at least 8 tab-separated columns, found {found}"),
-                text,
-            ));
-        }
+        let columns = columns::<9>(text, 8, "at least 8 tab-separated columns")?;
         let pos = position(columns[1], "POS (column 2)", 0).map_err(|r| refuse(r, text))?;
         let reference = u64::try_from(columns[3].len()).unwrap_or(u64::MAX);
         let end = (pos.saturating_add(reference).saturating_sub(1))
