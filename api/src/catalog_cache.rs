@@ -1,6 +1,7 @@
 //! A read-through cache in front of the catalog, so the hot path does not query the store on
 //! every Range request. Entries live for a short TTL: a record changed elsewhere (another
 //! replica, the admin CLI) is seen within it; changes made through this API are seen at once.
+//! It keeps each record as its requests use it ([`ServedFile`]: with its keys derived).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,18 +14,22 @@ use htsprep_shared::catalog::{Catalog, CatalogError, CatalogPage, CatalogQuery, 
 use htsprep_shared::domain::{FileRecord, Ident};
 
 use crate::coalesce::Coalesce;
+use crate::served::ServedFile;
 
 const MAX_ENTRIES: usize = 100_000;
+
+/// A cached file and when it was read.
+type Entry = (Instant, Arc<ServedFile>);
 
 #[derive(Debug)]
 pub struct CachedCatalog {
     inner: Arc<dyn Catalog>,
     ttl: Duration,
-    entries: RwLock<HashMap<(Ident, Ident), (Instant, FileRecord)>>,
+    entries: RwLock<HashMap<(Ident, Ident), Entry>>,
     /// Concurrent misses of one file share one read: a thousand requests for a file nobody asked
     /// for before make one catalog read, not a thousand (each a database connection and a
     /// blocking thread).
-    loads: Coalesce<Result<FileRecord, CatalogError>>,
+    loads: Coalesce<Result<Arc<ServedFile>, CatalogError>>,
     /// Bumped by every change: a read that began before one is not cached.
     changes: AtomicU64,
 }
@@ -59,28 +64,40 @@ impl CachedCatalog {
     }
 }
 
-#[async_trait]
-impl Catalog for CachedCatalog {
-    async fn get(&self, dcc: &Ident, local_id: &Ident) -> Result<FileRecord, CatalogError> {
+impl CachedCatalog {
+    /// The file's record, with what its requests need of it.
+    pub async fn served(
+        &self,
+        dcc: &Ident,
+        local_id: &Ident,
+    ) -> Result<Arc<ServedFile>, CatalogError> {
         let key = (dcc.clone(), local_id.clone());
         let changes = self.changes.load(Ordering::SeqCst);
-        if let Some((at, rec)) = self.entries.read().expect("cache lock").get(&key)
+        if let Some((at, file)) = self.entries.read().expect("cache lock").get(&key)
             && at.elapsed() < self.ttl
         {
-            return Ok(rec.clone());
+            return Ok(Arc::clone(file));
         }
         let inner = Arc::clone(&self.inner);
         let (d, l) = (dcc.clone(), local_id.clone());
-        let read = move || async move { inner.get(&d, &l).await }.boxed();
-        let rec = self.loads.run(&load_key(dcc, local_id), read).await?;
+        let read =
+            move || async move { Ok(Arc::new(ServedFile::new(inner.get(&d, &l).await?))) }.boxed();
+        let file = self.loads.run(&load_key(dcc, local_id), read).await?;
         if !self.ttl.is_zero() && self.changes.load(Ordering::SeqCst) == changes {
             let mut entries = self.entries.write().expect("cache lock");
             if entries.len() >= MAX_ENTRIES {
                 entries.clear();
             }
-            entries.insert(key, (Instant::now(), rec.clone()));
+            entries.insert(key, (Instant::now(), Arc::clone(&file)));
         }
-        Ok(rec)
+        Ok(file)
+    }
+}
+
+#[async_trait]
+impl Catalog for CachedCatalog {
+    async fn get(&self, dcc: &Ident, local_id: &Ident) -> Result<FileRecord, CatalogError> {
+        Ok(self.served(dcc, local_id).await?.record.clone())
     }
 
     async fn put(&self, record: &FileRecord) -> Result<PutOutcome, CatalogError> {

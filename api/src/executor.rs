@@ -16,8 +16,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::FutureExt;
-use htsprep_shared::artifacts::{ArtifactKey, ArtifactStore, KeyError};
-use htsprep_shared::domain::{ArtifactKind, FileRecord, JobId, JobRecord, workflow_key};
+use htsprep_shared::artifacts::ArtifactStore;
+use htsprep_shared::domain::{FileRecord, JobId, JobRecord};
 use htsprep_shared::jobstore::{
     Claim, ClaimOutcome, ClaimRequest, JobStore, JobStoreError, JobStoreExt, PublishedProbe,
 };
@@ -27,6 +27,7 @@ use tokio_util::task::TaskTracker;
 use crate::coalesce::Coalesce;
 use crate::config::JobSettings;
 use crate::fleet::{Discovery, Inspect, Provisioner};
+use crate::served::Keys;
 
 pub use dial::DialPolicy;
 
@@ -36,8 +37,6 @@ pub enum ExecError {
     TooBusy(usize),
     #[error("the service is shutting down")]
     Draining,
-    #[error("the file's artifact key is invalid")]
-    Key(#[source] KeyError),
     #[error(transparent)]
     Store(#[from] JobStoreError),
 }
@@ -48,7 +47,20 @@ pub enum Ensured {
     /// Its artifacts are published: serve them.
     Ready,
     /// A job: one this replica now drives, another's it follows, or a failure that stands.
-    Job(Box<Claim>),
+    Job {
+        /// As last read (shared: a storm's requests are answered from one record).
+        job: Arc<JobRecord>,
+        outcome: ClaimOutcome,
+    },
+}
+
+impl From<Claim> for Ensured {
+    fn from(claim: Claim) -> Self {
+        Self::Job {
+            job: Arc::new(claim.job),
+            outcome: claim.outcome,
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -182,9 +194,9 @@ impl Executor {
         self.inner.draining.is_cancelled() || self.inner.shutdown.is_cancelled()
     }
 
-    pub fn claim_request(&self, file: &FileRecord) -> ClaimRequest {
+    fn claim_request(&self, file: &FileRecord, keys: &Keys) -> ClaimRequest {
         ClaimRequest {
-            workflow_key: workflow_key(file),
+            workflow_key: keys.workflow.clone(),
             dcc: file.dcc.clone(),
             local_id: file.local_id.clone(),
             policy: self.inner.settings.policy(),
@@ -194,17 +206,16 @@ impl Executor {
 
     /// Finds what the file's workflow needs: nothing (published), a job to follow, a standing
     /// failure, or a new or reclaimed job, which this replica then drives. Concurrent calls for
-    /// one workflow share one claim.
-    pub async fn ensure(&self, file: &FileRecord) -> Result<Ensured, ExecError> {
+    /// one workflow share one claim. `keys` are the file's ([`Keys::of`]).
+    pub async fn ensure(&self, file: &FileRecord, keys: &Keys) -> Result<Ensured, ExecError> {
         if self.is_draining() {
             return Err(ExecError::Draining);
         }
-        let key = workflow_key(file);
-        if let Some(held) = self.inner.driving.get(&key) {
+        if let Some(held) = self.inner.driving.get(&keys.workflow) {
             // Driven here: answered from what the drive holds, read again only after a change
             // (and asked for properly once that read finds the job ended).
             let job = match held.stale {
-                None => held.record.active.then_some(held.record),
+                None => held.record,
                 Some(changes) => {
                     let this = self.clone();
                     let id = held.record.job_id.clone();
@@ -215,22 +226,29 @@ impl Executor {
                         .run(held.record.job_id.as_str(), read)
                         .await?;
                     self.inner.driving.refreshed(&job, Some(changes));
-                    job.active.then_some(job)
+                    Arc::new(job)
                 }
             };
-            if let Some(job) = job {
-                return Ok(Ensured::Job(Box::new(Claim {
+            if job.active {
+                return Ok(Ensured::Job {
                     job,
                     outcome: ClaimOutcome::Attached,
-                })));
+                });
             }
         }
-        let this = self.clone();
-        let file = file.clone();
+        let (this, file, owned) = (self.clone(), file.clone(), keys.clone());
         self.inner
             .claims
-            .run(&key, move || async move { this.claim(&file).await }.boxed())
+            .run(&keys.workflow, move || {
+                async move { this.claim(&file, &owned).await }.boxed()
+            })
             .await
+    }
+
+    /// Whether this replica drives the job of `workflow_key` (its artifacts are published only
+    /// when that job completes).
+    pub fn drives(&self, workflow_key: &str) -> bool {
+        self.inner.driving.contains(workflow_key)
     }
 
     /// The driven `job` changed: waiters wake, and the next request reads it again.
@@ -239,23 +257,22 @@ impl Executor {
         self.inner.watches.bump(&job.job_id);
     }
 
-    async fn claim(&self, file: &FileRecord) -> Result<Ensured, ExecError> {
+    async fn claim(&self, file: &FileRecord, keys: &Keys) -> Result<Ensured, ExecError> {
         let inner = &self.inner;
-        let req = self.claim_request(file);
+        let req = self.claim_request(file, keys);
         let driving = inner.driving.len();
         if driving >= inner.settings.max_active {
             // Following a job is always possible; starting one needs room.
             return match inner.store.find_active(&req.workflow_key).await? {
-                Some(job) if !req.policy.is_stale(&job, inner.store.clock().now()) => {
-                    Ok(Ensured::Job(Box::new(Claim {
-                        job,
-                        outcome: ClaimOutcome::Attached,
-                    })))
+                Some(job) if !req.policy.is_stale(&job, inner.store.clock().now()) => Ok(Claim {
+                    job,
+                    outcome: ClaimOutcome::Attached,
                 }
+                .into()),
                 _ => Err(ExecError::TooBusy(driving)),
             };
         }
-        let index = ArtifactKey::for_file(file, ArtifactKind::Index).map_err(ExecError::Key)?;
+        let index = keys.index.clone();
         let artifacts = Arc::clone(&inner.artifacts);
         let published: &PublishedProbe = &move || {
             let (artifacts, index) = (Arc::clone(&artifacts), index.clone());
@@ -276,7 +293,7 @@ impl Executor {
             }
             self.drive(file.clone(), claim.job.clone());
         }
-        Ok(Ensured::Job(Box::new(claim)))
+        Ok(claim.into())
     }
 
     /// Follows a job this API owns (a fresh claim, a reclaimed or taken-over job) to its end.

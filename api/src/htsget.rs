@@ -31,12 +31,11 @@ pub use query::Endpoint;
 
 use crate::http::AppState;
 use crate::http::data::ColdAnswer;
-use crate::http::data::{
-    Prepared, Probe, Target, accepted, is_ready, lookup, prepare, presigned, target,
-};
+use crate::http::data::{Prepared, Probe, accepted, is_ready, lookup, prepare, presigned, target};
 use crate::http::error::ApiError;
 use crate::http::openapi::FilePath;
 use crate::http::serve::{ArtifactOpener, Opener};
+use crate::served::Target;
 use crate::upstream::UpstreamOpener;
 use layout::Layout;
 use ticket::{Class, Source};
@@ -220,7 +219,8 @@ async fn answer(
     q: &HashMap<String, String>,
 ) -> Result<Response, HtsgetError> {
     let query = query::parse(endpoint, q)?;
-    let file = lookup(state, dcc, local_id).await?;
+    let served = lookup(state, dcc, local_id).await?;
+    let file = &served.record;
     if !serves(endpoint, file.format) {
         return Err(HtsgetError::spec(
             Kind::NotFound,
@@ -232,12 +232,13 @@ async fn answer(
         ));
     }
     // The data to cut blocks from, its layout, and the URL the ticket's ranges name.
-    let target = target(&file)?;
-    let (data, layout, url): (Box<dyn Opener + '_>, Arc<Layout>, Option<String>) = match &target {
-        Target::Artifacts { data, index } => {
-            if !is_ready(state, index, Probe::Shared).await? {
+    let target = target(&served)?;
+    let (data, layout, url): (Box<dyn Opener + '_>, Arc<Layout>, Option<String>) = match target {
+        Target::Artifacts(keys) => {
+            let (data, index) = (&keys.data, &keys.index);
+            if !is_ready(state, keys, Probe::Shared).await? {
                 let wait = Some(state.executor.settings().max_wait);
-                if let Prepared::Pending(job) = prepare(state, &file, index, wait).await? {
+                if let Prepared::Pending(job) = prepare(state, file, keys, wait).await? {
                     return Ok(accepted(&job));
                 }
             }
@@ -278,7 +279,7 @@ async fn answer(
     };
     let url = match url {
         Some(url) => url,
-        None => data_url(headers, &file)?,
+        None => data_url(headers, file)?,
     };
     let parts = ticket::plan(&layout, &query.select, data.as_ref()).await?;
     let urls = parts

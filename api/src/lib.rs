@@ -11,6 +11,7 @@ pub mod htsget;
 pub mod http;
 mod listen;
 pub mod reconciler;
+pub mod served;
 pub mod server;
 pub mod stores;
 pub mod upstream;

@@ -180,8 +180,7 @@ impl Fleet {
 /// Builds the service's state from its configuration and a fleet.
 pub async fn build(config: &Config, fleet: Fleet) -> anyhow::Result<AppState> {
     let opened = stores::open(config).await?;
-    let catalog: Arc<dyn htsprep_shared::catalog::Catalog> =
-        Arc::new(CachedCatalog::new(opened.catalog, config.catalog_cache));
+    let catalog = Arc::new(CachedCatalog::new(opened.catalog, config.catalog_cache));
     let store = opened.jobs;
     let artifacts = config
         .storage
@@ -274,7 +273,7 @@ pub async fn serve(
     let stop = CancellationToken::new();
     let reconciler = tokio::spawn(reconciler::run(
         Arc::clone(&state.store),
-        Arc::clone(&state.catalog),
+        Arc::clone(&state.catalog) as Arc<dyn htsprep_shared::catalog::Catalog>,
         state.executor.clone(),
         stop.clone(),
     ));

@@ -19,6 +19,7 @@ use htsprep_api::fleet::{
 use htsprep_api::http::{AppState, router};
 use htsprep_api::server::{Fleet, build};
 use htsprep_shared::artifacts::ArtifactKey;
+use htsprep_shared::catalog::Catalog;
 use htsprep_shared::domain::{
     AccessUrl, ArtifactKind, FileRecord, Format, Ident, Md5, SidecarKind, cache_key,
 };

@@ -4,7 +4,7 @@
 //! prepared yet), and one read, shared by the requests of that moment, after a change.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use htsprep_shared::domain::JobRecord;
 
@@ -15,7 +15,8 @@ pub(super) struct Driving {
 
 #[derive(Debug)]
 struct Held {
-    record: JobRecord,
+    /// Shared with the requests answered from it (a storm's thousand answers, one record).
+    record: Arc<JobRecord>,
     /// Changes reported so far (a worker's update, a new attempt).
     changes: u64,
     /// `changes` when `record` was read.
@@ -25,7 +26,7 @@ struct Held {
 /// What is held of a driven job.
 #[derive(Debug)]
 pub(super) struct Snapshot {
-    pub record: JobRecord,
+    pub record: Arc<JobRecord>,
     /// `Some(changes)` when the job changed since the record was read: read it again and
     /// [`Driving::refreshed`] it with that number.
     pub stale: Option<u64>,
@@ -42,7 +43,7 @@ impl Driving {
             return false;
         }
         let held = Held {
-            record: job.clone(),
+            record: Arc::new(job.clone()),
             changes: 0,
             seen: 0,
         };
@@ -55,7 +56,7 @@ impl Driving {
         let jobs = self.jobs.lock().expect("driving lock");
         let held = jobs.get(workflow_key)?;
         Some(Snapshot {
-            record: held.record.clone(),
+            record: Arc::clone(&held.record),
             stale: (held.changes > held.seen).then_some(held.changes),
         })
     }
@@ -72,7 +73,7 @@ impl Driving {
     pub(super) fn refreshed(&self, job: &JobRecord, changes: Option<u64>) {
         let mut jobs = self.jobs.lock().expect("driving lock");
         if let Some(held) = self.held(&mut jobs, job) {
-            held.record.clone_from(job);
+            held.record = Arc::new(job.clone());
             held.seen = changes.unwrap_or(held.changes).max(held.seen);
         }
     }
@@ -86,6 +87,14 @@ impl Driving {
         {
             jobs.remove(workflow_key);
         }
+    }
+
+    /// Whether this replica drives the job of `workflow_key`.
+    pub(super) fn contains(&self, workflow_key: &str) -> bool {
+        self.jobs
+            .lock()
+            .expect("driving lock")
+            .contains_key(workflow_key)
     }
 
     pub(super) fn len(&self) -> usize {
@@ -117,6 +126,7 @@ mod tests {
         let a = job("w1");
         assert!(d.start(&a));
         assert!(!d.start(&a), "driven once");
+        assert!(d.contains("w1") && !d.contains("w2"));
         assert!(d.get("w1").unwrap().stale.is_none());
         d.changed(&a);
         let seen = d.get("w1").unwrap().stale.expect("stale after a change");
@@ -131,6 +141,7 @@ mod tests {
         assert!(d.get("w1").unwrap().stale.is_none());
         d.stop(&a.job_id, "w1");
         assert!(d.get("w1").is_none());
+        assert!(!d.contains("w1"));
         assert_eq!(d.len(), 0);
     }
 }

@@ -12,8 +12,7 @@ use axum::response::{IntoResponse, Response};
 use futures::FutureExt;
 use htsprep_shared::artifacts::{ArtifactKey, ArtifactStore};
 use htsprep_shared::domain::{
-    AccessUrl, ArtifactKind, FileRecord, Format, Ident, JobId, JobRecord, JobStatus, Processor,
-    Progress, SidecarKind,
+    AccessUrl, ArtifactKind, FileRecord, Format, Ident, JobId, JobRecord, JobStatus, Progress,
 };
 use htsprep_shared::error::Cause;
 use htsprep_shared::jobstore::ClaimOutcome;
@@ -24,44 +23,8 @@ use super::openapi::FilePath;
 use super::serve::{ArtifactOpener, serve};
 use super::view::{JobView, job_location, one_line};
 use crate::executor::{Ensured, ExecError};
+use crate::served::{Keys, ServedFile, Target};
 use crate::upstream::UpstreamOpener;
-
-/// Where a file's bytes come from.
-pub(crate) enum Target {
-    /// Prepared artifacts in the artifact store.
-    Artifacts {
-        data: ArtifactKey,
-        index: ArtifactKey,
-    },
-    /// The source itself: passthrough formats, and sources that come with an upstream index.
-    Upstream { index: Option<AccessUrl> },
-}
-
-pub(crate) fn target(file: &FileRecord) -> Result<Target, ApiError> {
-    let processor = file.format.processor();
-    if processor == Processor::Passthrough {
-        return Ok(Target::Upstream { index: None });
-    }
-    // A source that is already indexed upstream is served as it is, with its own index.
-    let sidecar_kinds: &[SidecarKind] = match file.format {
-        Format::Bam => &[SidecarKind::Bai, SidecarKind::Csi],
-        Format::Vcf | Format::Gff | Format::Bed | Format::NarrowPeak | Format::BroadPeak => {
-            &[SidecarKind::Tbi, SidecarKind::Csi]
-        }
-        _ => &[],
-    };
-    if let Some(url) = sidecar_kinds.iter().find_map(|k| file.sidecars.get(k)) {
-        return Ok(Target::Upstream {
-            index: Some(url.clone()),
-        });
-    }
-    let key =
-        |kind| ArtifactKey::for_file(file, kind).map_err(|e| ApiError::Internal(Cause::new(e)));
-    Ok(Target::Artifacts {
-        data: key(ArtifactKind::Data)?,
-        index: key(ArtifactKind::Index)?,
-    })
-}
 
 fn content_type(format: Format, kind: ArtifactKind, upstream: bool) -> &'static str {
     match (format, kind, upstream) {
@@ -102,11 +65,16 @@ pub(crate) async fn lookup(
     state: &AppState,
     dcc: &str,
     local_id: &str,
-) -> Result<FileRecord, ApiError> {
+) -> Result<Arc<ServedFile>, ApiError> {
     let dcc = Ident::parse(dcc).map_err(|e| ApiError::BadRequest(format!("dcc: {e}")))?;
     let local_id =
         Ident::parse(local_id).map_err(|e| ApiError::BadRequest(format!("local_id: {e}")))?;
-    Ok(state.catalog.get(&dcc, &local_id).await?)
+    Ok(state.catalog.served(&dcc, &local_id).await?)
+}
+
+/// Where a file's bytes come from, as the serving endpoints need it.
+pub(crate) fn target(file: &ServedFile) -> Result<&Target, ApiError> {
+    file.target().map_err(|e| ApiError::Internal(Cause::new(e)))
 }
 
 /// The query the serving endpoints read.
@@ -253,7 +221,8 @@ async fn handle(
 ) -> Result<Response, ApiError> {
     let (method, headers, dcc, local_id) = (&r.method, &r.headers, &r.dcc, &r.local_id);
     let q = parse_query(&r.query, state.executor.settings().max_wait)?;
-    let file = lookup(state, dcc, local_id).await?;
+    let served = lookup(state, dcc, local_id).await?;
+    let file = &served.record;
     if q.raw {
         let url = match kind {
             ArtifactKind::Data => Some(file.access_url.clone()),
@@ -264,34 +233,34 @@ async fn handle(
                 "{dcc}/{local_id} has no upstream index; drop raw=true to get the prepared one"
             ))
         })?;
-        return serve_upstream(state, method, headers, &file, kind, &url).await;
+        return serve_upstream(state, method, headers, file, kind, &url).await;
     }
-    match target(&file)? {
+    match target(&served)? {
         Target::Upstream { index } => {
             let url = match kind {
                 ArtifactKind::Data => file.access_url.clone(),
-                ArtifactKind::Index => index.ok_or_else(|| {
+                ArtifactKind::Index => index.clone().ok_or_else(|| {
                     ApiError::NotFound(format!(
                         "{} files have no index; fetch /data/{dcc}/{local_id}",
                         file.format
                     ))
                 })?,
             };
-            serve_upstream(state, method, headers, &file, kind, &url).await
+            serve_upstream(state, method, headers, file, kind, &url).await
         }
-        Target::Artifacts { data, index } => {
+        Target::Artifacts(keys) => {
             let key = match kind {
-                ArtifactKind::Data => &data,
-                ArtifactKind::Index => &index,
+                ArtifactKind::Data => &keys.data,
+                ArtifactKind::Index => &keys.index,
             };
-            if is_ready(state, &index, Probe::Shared).await? {
+            if is_ready(state, keys, Probe::Shared).await? {
                 if let Some(resp) = redirect(state, key).await? {
                     return Ok(resp);
                 }
                 match serve_artifact(state, method, headers, key).await {
                     Err(ApiError::NotFound(_)) => {
                         // Deleted behind our back: forget it and prepare it again.
-                        state.ready.write().expect("ready lock").remove(&index);
+                        state.ready.write().expect("ready lock").remove(&keys.index);
                     }
                     other => return other,
                 }
@@ -301,7 +270,7 @@ async fn handle(
                     "{dcc}/{local_id} is not prepared yet; a GET starts preparing it"
                 )));
             }
-            cold(state, method, headers, &file, key, &index, q.wait).await
+            cold(state, method, headers, file, key, keys, q.wait).await
         }
     }
 }
@@ -310,7 +279,9 @@ async fn handle(
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Probe {
     /// One already in flight for the file will do: concurrent requests share it (a storm of
-    /// GETs for a file nobody prepared yet asks the store once, not once per request).
+    /// GETs for a file nobody prepared yet asks the store once, not once per request). While
+    /// this replica drives the file's job none is needed: that job publishes it, and its drive
+    /// ends once it has.
     Shared,
     /// Started now: after the job was seen completed, a probe begun before it published would
     /// say "not yet".
@@ -319,11 +290,15 @@ pub(crate) enum Probe {
 
 pub(crate) async fn is_ready(
     state: &AppState,
-    index: &ArtifactKey,
+    keys: &Keys,
     probe: Probe,
 ) -> Result<bool, ApiError> {
+    let index = &keys.index;
     if state.ready.read().expect("ready lock").contains(index) {
         return Ok(true);
+    }
+    if probe == Probe::Shared && state.executor.drives(&keys.workflow) {
+        return Ok(false);
     }
     let exists = match (state.artifacts.exists_now(index), probe) {
         // A local store answers at once: no call to share, no task to wait on.
@@ -477,10 +452,10 @@ async fn cold(
     headers: &HeaderMap,
     file: &FileRecord,
     key: &ArtifactKey,
-    index: &ArtifactKey,
+    keys: &Keys,
     wait: Option<Duration>,
 ) -> Result<Response, ApiError> {
-    match prepare(state, file, index, wait).await? {
+    match prepare(state, file, keys, wait).await? {
         Prepared::Ready => match redirect(state, key).await? {
             Some(resp) => Ok(resp),
             None => serve_artifact(state, method, headers, key).await,
@@ -494,7 +469,7 @@ pub(crate) enum Prepared {
     /// Its artifacts are published.
     Ready,
     /// Its job is still on the way (or waiting was not asked for): answer `202` with it.
-    Pending(Box<JobRecord>),
+    Pending(Arc<JobRecord>),
 }
 
 /// Makes sure `file` is being prepared (one job per workflow) and waits up to `wait` for it:
@@ -502,23 +477,27 @@ pub(crate) enum Prepared {
 pub(crate) async fn prepare(
     state: &AppState,
     file: &FileRecord,
-    index: &ArtifactKey,
+    keys: &Keys,
     wait: Option<Duration>,
 ) -> Result<Prepared, ApiError> {
     state.metrics.cold_requests.fetch_add(1, Ordering::Relaxed);
-    let ensured = state.executor.ensure(file).await.map_err(exec_error)?;
-    let claim = match ensured {
+    let ensured = state
+        .executor
+        .ensure(file, keys)
+        .await
+        .map_err(exec_error)?;
+    let (job, outcome) = match ensured {
         // Prepared since this request looked.
         Ensured::Ready => return Ok(Prepared::Ready),
-        Ensured::Job(claim) => claim,
+        Ensured::Job { job, outcome } => (job, outcome),
     };
-    if claim.outcome == ClaimOutcome::Failed {
-        return Err(failed(file, &claim.job));
+    if outcome == ClaimOutcome::Failed {
+        return Err(failed(file, &job));
     }
-    let mut job_id = claim.job.job_id.clone();
     let Some(wait) = wait else {
-        return Ok(Prepared::Pending(Box::new(claim.job)));
+        return Ok(Prepared::Pending(job));
     };
+    let mut job_id = job.job_id.clone();
     let deadline = tokio::time::Instant::now() + wait;
     loop {
         // Watch first, then read: a change in between still wakes the wait below.
@@ -526,17 +505,22 @@ pub(crate) async fn prepare(
         let job = state.store.get(&job_id).await?;
         if state.executor.is_stale(&job) {
             // Its owner is gone (a replica died while driving it): take it over and wait on.
-            match state.executor.ensure(file).await.map_err(exec_error)? {
+            match state
+                .executor
+                .ensure(file, keys)
+                .await
+                .map_err(exec_error)?
+            {
                 Ensured::Ready => return Ok(Prepared::Ready),
-                Ensured::Job(claim) => {
-                    job_id = claim.job.job_id.clone();
+                Ensured::Job { job, .. } => {
+                    job_id = job.job_id.clone();
                     continue;
                 }
             }
         }
         match job.status {
             JobStatus::Completed => {
-                if is_ready(state, index, Probe::New).await? {
+                if is_ready(state, keys, Probe::New).await? {
                     return Ok(Prepared::Ready);
                 }
                 return Err(ApiError::Internal(Cause::msg(format!(
@@ -548,7 +532,7 @@ pub(crate) async fn prepare(
         }
         // Shutting down: answer now (the job carries on; the client polls its Location).
         if tokio::time::Instant::now() >= deadline || state.executor.is_draining() {
-            return Ok(Prepared::Pending(Box::new(job)));
+            return Ok(Prepared::Pending(Arc::new(job)));
         }
         waiter.changed(deadline).await;
     }
@@ -563,7 +547,6 @@ pub(crate) fn exec_error(e: ExecError) -> ApiError {
         ExecError::Draining => ApiError::Draining {
             retry_after: Duration::from_secs(5),
         },
-        ExecError::Key(e) => ApiError::Internal(Cause::new(e)),
         ExecError::Store(e) => e.into(),
     }
 }
@@ -600,19 +583,23 @@ pub(crate) async fn status(
     State(state): State<AppState>,
     Path((dcc, local_id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let file = lookup(&state, &dcc, &local_id).await?;
-    let (ready, active) = match target(&file)? {
+    let served = lookup(&state, &dcc, &local_id).await?;
+    let (ready, active) = match target(&served)? {
         Target::Upstream { .. } => (true, None),
-        Target::Artifacts { index, .. } => {
-            let ready = is_ready(&state, &index, Probe::Shared).await?;
-            let key = htsprep_shared::domain::workflow_key(&file);
-            let active = state.store.find_active(&key).await?.map(JobView::public);
+        Target::Artifacts(keys) => {
+            let ready = is_ready(&state, keys, Probe::Shared).await?;
+            let active = state
+                .store
+                .find_active(&keys.workflow)
+                .await?
+                .map(JobView::public);
             (ready, active)
         }
     };
+    let file = &served.record;
     Ok(axum::Json(FileStatus {
-        dcc: file.dcc,
-        local_id: file.local_id,
+        dcc: file.dcc.clone(),
+        local_id: file.local_id.clone(),
         format: file.format,
         ready,
         job: active,

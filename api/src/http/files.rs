@@ -6,7 +6,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use htsprep_shared::catalog::{CatalogQuery, ImportReport, import_manifest};
+use htsprep_shared::catalog::{Catalog, CatalogQuery, ImportReport, import_manifest};
 use htsprep_shared::domain::{FileRecord, Ident};
 
 use super::AppState;

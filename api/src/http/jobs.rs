@@ -2,6 +2,7 @@
 //! `/jobs/{id}/retry`, `/jobs/{id}/cancel` (admin: operators steer them).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -11,11 +12,12 @@ use htsprep_shared::jobstore::{JobStoreExt, ListQuery, PageCursor};
 
 use super::AppState;
 use super::admin::{Admin, Viewer};
-use super::data::exec_error;
+use super::data::{exec_error, target};
 use super::error::{AdminRefusal, ApiError, ErrorBody, page_limit};
 use super::openapi::JobPath;
 use super::view::JobView;
 use crate::executor::Ensured;
+use crate::served::Target;
 
 fn parse_id(job_id: &str) -> Result<JobId, ApiError> {
     JobId::parse(job_id).ok_or_else(|| ApiError::BadRequest(format!("{job_id:?} is not a job id")))
@@ -60,11 +62,22 @@ pub(crate) async fn retry(
     Path(job_id): Path<String>,
 ) -> Result<Response, ApiError> {
     let failed = state.store.request_retry(&parse_id(&job_id)?).await?;
-    let file = state.catalog.get(&failed.dcc, &failed.local_id).await?;
-    match state.executor.ensure(&file).await.map_err(exec_error)? {
+    let file = state.catalog.served(&failed.dcc, &failed.local_id).await?;
+    let Target::Artifacts(keys) = target(&file)? else {
+        return Err(ApiError::Conflict(format!(
+            "{}/{} is served from its source: nothing to prepare",
+            failed.dcc, failed.local_id
+        )));
+    };
+    match state
+        .executor
+        .ensure(&file.record, keys)
+        .await
+        .map_err(exec_error)?
+    {
         Ensured::Ready => Ok(axum::Json(serde_json::json!({"ready": true})).into_response()),
-        Ensured::Job(claim) => {
-            let view = JobView::from(claim.job);
+        Ensured::Job { job, .. } => {
+            let view = JobView::from(Arc::unwrap_or_clone(job));
             let mut resp = (StatusCode::ACCEPTED, axum::Json(&view)).into_response();
             if let Ok(v) = HeaderValue::from_str(&view.location) {
                 resp.headers_mut().insert(header::LOCATION, v);

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use axum::extract::State;
 use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use htsprep_shared::catalog::CatalogQuery;
+use htsprep_shared::catalog::{Catalog, CatalogQuery};
 use htsprep_shared::jobstore::ListQuery;
 
 use super::AppState;

@@ -3,11 +3,11 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, RwLock};
 
 use htsprep_shared::artifacts::{ArtifactKey, ArtifactStore};
-use htsprep_shared::catalog::Catalog;
 use htsprep_shared::jobstore::JobStore;
 use htsprep_shared::outbound::SourceClient;
 
 use super::error::ApiError;
+use crate::catalog_cache::CachedCatalog;
 use crate::coalesce::Coalesce;
 use crate::executor::Executor;
 
@@ -44,7 +44,8 @@ pub struct FleetView {
 #[derive(Debug)]
 pub struct Shared {
     pub fleet: FleetView,
-    pub catalog: Arc<dyn Catalog>,
+    /// The catalog, cached (its records kept as the serving endpoints use them).
+    pub catalog: Arc<CachedCatalog>,
     pub store: Arc<dyn JobStore>,
     pub artifacts: Arc<dyn ArtifactStore>,
     pub executor: Executor,
