@@ -1,7 +1,9 @@
 //! A read-through cache in front of the catalog, so the hot path does not query the store on
 //! every Range request. Entries live for a short TTL: a record changed elsewhere (another
 //! replica, the admin CLI) is seen within it; changes made through this API are seen at once.
-//! It keeps each record as its requests use it ([`ServedFile`]: with its keys derived).
+//! It keeps each record as its requests use it ([`ServedFile`]: with its keys derived), and
+//! that a file is not registered, for the same TTL: asking again for a file nobody registered
+//! asks the store once per TTL, not once per request.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,8 +20,8 @@ use crate::served::ServedFile;
 
 const MAX_ENTRIES: usize = 100_000;
 
-/// A cached file and when it was read.
-type Entry = (Instant, Arc<ServedFile>);
+/// When a file was read, and what was found (`None`: it is not registered).
+type Entry = (Instant, Option<Arc<ServedFile>>);
 
 #[derive(Debug)]
 pub struct CachedCatalog {
@@ -73,24 +75,36 @@ impl CachedCatalog {
     ) -> Result<Arc<ServedFile>, CatalogError> {
         let key = (dcc.clone(), local_id.clone());
         let changes = self.changes.load(Ordering::SeqCst);
-        if let Some((at, file)) = self.entries.read().expect("cache lock").get(&key)
+        if let Some((at, found)) = self.entries.read().expect("cache lock").get(&key)
             && at.elapsed() < self.ttl
         {
-            return Ok(Arc::clone(file));
+            return found.clone().ok_or_else(|| CatalogError::NotFound {
+                dcc: dcc.to_string(),
+                local_id: local_id.to_string(),
+            });
         }
         let inner = Arc::clone(&self.inner);
         let (d, l) = (dcc.clone(), local_id.clone());
         let read =
             move || async move { Ok(Arc::new(ServedFile::new(inner.get(&d, &l).await?))) }.boxed();
-        let file = self.loads.run(&load_key(dcc, local_id), read).await?;
-        if !self.ttl.is_zero() && self.changes.load(Ordering::SeqCst) == changes {
+        let read = self.loads.run(&load_key(dcc, local_id), read).await;
+        let found = match &read {
+            Ok(file) => Some(Some(Arc::clone(file))),
+            Err(CatalogError::NotFound { .. }) => Some(None),
+            // A store that failed says nothing about the file: asked again next time.
+            Err(_) => None,
+        };
+        if let Some(found) = found
+            && !self.ttl.is_zero()
+            && self.changes.load(Ordering::SeqCst) == changes
+        {
             let mut entries = self.entries.write().expect("cache lock");
             if entries.len() >= MAX_ENTRIES {
                 entries.clear();
             }
-            entries.insert(key, (Instant::now(), Arc::clone(&file)));
+            entries.insert(key, (Instant::now(), found));
         }
-        Ok(file)
+        read
     }
 }
 
@@ -143,12 +157,20 @@ mod tests {
         gets: std::sync::atomic::AtomicUsize,
         holding: std::sync::atomic::AtomicBool,
         gate: tokio::sync::Semaphore,
+        /// While set, reads fail as a store that does not answer.
+        failing: std::sync::atomic::AtomicBool,
     }
 
     #[async_trait]
     impl Catalog for Held {
         async fn get(&self, dcc: &Ident, local_id: &Ident) -> Result<FileRecord, CatalogError> {
             self.gets.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(CatalogError::Unavailable {
+                    context: "the store does not answer".into(),
+                    source: None,
+                });
+            }
             let hold = self.holding.load(std::sync::atomic::Ordering::SeqCst);
             let read = self.inner.get(dcc, local_id).await;
             if hold {
@@ -215,6 +237,7 @@ mod tests {
             gets: Default::default(),
             holding: true.into(),
             gate: tokio::sync::Semaphore::new(0),
+            failing: false.into(),
         });
         let cache = Arc::new(CachedCatalog::new(
             Arc::clone(&held) as Arc<dyn Catalog>,
@@ -248,8 +271,39 @@ mod tests {
                 .all(|r| matches!(r, Err(CatalogError::NotFound { .. })))
         );
         assert_eq!(held.reads(), 2);
-        // Once cached, no read at all.
+        // Once cached, no read at all: of the file, nor of the one not registered.
         cache.get(&record.dcc, &record.local_id).await.unwrap();
+        let unknown = Ident::parse("unknown").unwrap();
+        let err = cache.get(&record.dcc, &unknown).await.unwrap_err();
+        assert_eq!(err.to_string(), "file d/unknown is not registered");
+        assert_eq!(held.reads(), 2);
+        // Registered through the cache, it is found at once.
+        held.holding
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        let registered = FileRecord {
+            local_id: unknown.clone(),
+            ..record.clone()
+        };
+        cache.put(&registered).await.unwrap();
+        assert_eq!(cache.get(&record.dcc, &unknown).await.unwrap(), registered);
+    }
+
+    #[tokio::test]
+    async fn a_failed_read_is_not_kept() {
+        let (held, cache, record, _dir) = held_cache().await;
+        held.holding
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        held.failing
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let err = cache.get(&record.dcc, &record.local_id).await.unwrap_err();
+        assert!(matches!(err, CatalogError::Unavailable { .. }), "{err:?}");
+        // The store is back: the file is read, not answered from the failure.
+        held.failing
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(
+            cache.get(&record.dcc, &record.local_id).await.unwrap(),
+            record
+        );
         assert_eq!(held.reads(), 2);
     }
 
