@@ -64,9 +64,7 @@ impl CachedCatalog {
             .expect("cache lock")
             .remove(&(dcc.clone(), local_id.clone()));
     }
-}
 
-impl CachedCatalog {
     /// The file's record, with what its requests need of it.
     pub async fn served(
         &self,
