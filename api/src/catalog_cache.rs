@@ -76,10 +76,9 @@ impl CachedCatalog {
         if let Some((at, found)) = self.entries.read().expect("cache lock").get(&key)
             && at.elapsed() < self.ttl
         {
-            return found.clone().ok_or_else(|| CatalogError::NotFound {
-                dcc: dcc.to_string(),
-                local_id: local_id.to_string(),
-            });
+            return found
+                .clone()
+                .ok_or_else(|| CatalogError::not_found(dcc, local_id));
         }
         let inner = Arc::clone(&self.inner);
         let (d, l) = (dcc.clone(), local_id.clone());

@@ -25,3 +25,13 @@ pub enum CatalogError {
 }
 
 crate::store_error_constructors!(CatalogError);
+
+impl CatalogError {
+    /// No file `dcc/local_id` in the catalog.
+    pub fn not_found(dcc: &crate::domain::Ident, local_id: &crate::domain::Ident) -> Self {
+        Self::NotFound {
+            dcc: dcc.to_string(),
+            local_id: local_id.to_string(),
+        }
+    }
+}

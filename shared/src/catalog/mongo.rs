@@ -104,10 +104,7 @@ impl Catalog for MongoCatalog {
             .map_err(|e| backend("get file", e))?;
         found
             .map(FileRecord::from)
-            .ok_or_else(|| CatalogError::NotFound {
-                dcc: dcc.to_string(),
-                local_id: local_id.to_string(),
-            })
+            .ok_or_else(|| CatalogError::not_found(dcc, local_id))
     }
 
     async fn put(&self, record: &FileRecord) -> Result<PutOutcome, CatalogError> {

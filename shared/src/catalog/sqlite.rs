@@ -64,10 +64,7 @@ impl Catalog for SqliteCatalog {
             .await?;
         match doc {
             Some(doc) => decode(&format!("{dcc}/{local_id}"), &doc),
-            None => Err(CatalogError::NotFound {
-                dcc: dcc.to_string(),
-                local_id: local_id.to_string(),
-            }),
+            None => Err(CatalogError::not_found(dcc, local_id)),
         }
     }
 
