@@ -27,6 +27,37 @@ import threading
 EXPECTED_MOTO = "5.2.5"
 
 
+class AtomicConditionalWrites:
+    """WSGI middleware: S3 conditional writes, one at a time.
+
+    S3 applies a write's If-None-Match / If-Match atomically: of two racing creates of one key,
+    one succeeds and the other gets 412 (or 409, to be retried).  moto 5.2.5 checks the condition
+    and then writes, without a lock, on a threaded server, so two racing creates can both succeed
+    (and the second can fail with a 500 while replacing the first).  htsprep's create-once
+    publishing relies on S3's guarantee, so the emulator serializes every PUT or POST that carries
+    a condition, and its answer is produced before the next one starts.  Other requests still run
+    in parallel.
+    """
+
+    def __init__(self, app):
+        self.app = app
+        self.lock = threading.Lock()
+
+    def __call__(self, environ, start_response):
+        conditional = environ.get("REQUEST_METHOD") in ("PUT", "POST") and (
+            "HTTP_IF_NONE_MATCH" in environ or "HTTP_IF_MATCH" in environ
+        )
+        if not conditional:
+            return self.app(environ, start_response)
+        with self.lock:
+            body = self.app(environ, start_response)
+            try:
+                return [b"".join(body)]
+            finally:
+                if hasattr(body, "close"):
+                    body.close()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0 = any free)")
@@ -63,7 +94,7 @@ def main() -> int:
 
     # What moto.server.main() does, minus run_simple: make_server() binds (and listens) here, so
     # the real port is known before the line is printed and connections queue until served.
-    app = DomainDispatcherApplication(create_backend_app)
+    app = AtomicConditionalWrites(DomainDispatcherApplication(create_backend_app))
     server = make_server(
         "127.0.0.1", args.port, app, threaded=True, request_handler=MotoRequestHandler
     )

@@ -2,8 +2,9 @@
 //! response), and create-only uploads (`If-None-Match: *` on PutObject and on
 //! CompleteMultipartUpload) from a local file, in fixed-size parts past a threshold (memory stays
 //! bounded whatever the artifact's size). An object is visible only once its upload completes, so
-//! readers never see a half-written artifact, and a published one is never replaced. Keys live
-//! under an optional prefix.
+//! readers never see a half-written artifact, and a published one is never replaced. An upload
+//! that raced another write to its key (`409 ConditionalRequestConflict`) is tried again. Keys
+//! live under an optional prefix.
 
 use std::ops::Range;
 use std::path::Path;
@@ -22,6 +23,9 @@ use super::{
 };
 use crate::error::{Cause, chain};
 use crate::retry::{Retryable, backoff};
+
+/// Uploads in all when each conflicts with a concurrent write to its key (`409`).
+const CONFLICT_ATTEMPTS: u32 = 5;
 
 /// S3's smallest part (except the last).
 pub const MIN_PART: u64 = 5 * 1024 * 1024;
@@ -68,13 +72,43 @@ impl S3ArtifactStore {
         format!("{}{key}", self.prefix)
     }
 
+    /// One create-only upload of `src`: a single PutObject, or parts past the threshold.
+    async fn upload(
+        &self,
+        key: &ArtifactKey,
+        object: &str,
+        src: &Path,
+        size: u64,
+    ) -> Result<(), Upload> {
+        if size > self.multipart_threshold {
+            return self.put_multipart(key, object, src, size).await;
+        }
+        let body = ByteStream::from_path(src)
+            .await
+            .map_err(|e| ArtifactError::Source {
+                key: key.to_string(),
+                path: src.display().to_string(),
+                source: Cause::new(e),
+            })?;
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(object)
+            .if_none_match("*")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| put_error(key, "upload object", e))?;
+        Ok(())
+    }
+
     async fn put_multipart(
         &self,
         key: &ArtifactKey,
         object: &str,
         src: &Path,
         size: u64,
-    ) -> Result<(), ArtifactError> {
+    ) -> Result<(), Upload> {
         let created = self
             .client
             .create_multipart_upload()
@@ -144,7 +178,7 @@ impl S3ArtifactStore {
             Ok(())
         }
         .await;
-        if let Err(e) = &result {
+        if let Err(Upload::Conflict(e) | Upload::Failed(e)) = &result {
             // Nothing becomes visible; free the parts. S3 may be what failed, so the abort is
             // retried for a while (the bucket's lifecycle rule removes what is left after that).
             let abort = || {
@@ -169,19 +203,50 @@ impl S3ArtifactStore {
     }
 }
 
+/// Why one upload did not create its object.
+#[derive(Debug)]
+enum Upload {
+    /// `409 ConditionalRequestConflict`: the conditional write raced another operation on the
+    /// key, and S3 decided neither. It asks for the upload to be tried again (a multipart one
+    /// from its start); the next try learns whether the other write created the object.
+    Conflict(ArtifactError),
+    Failed(ArtifactError),
+}
+
+impl From<ArtifactError> for Upload {
+    fn from(e: ArtifactError) -> Self {
+        Self::Failed(e)
+    }
+}
+
+impl Upload {
+    fn error(&self) -> &ArtifactError {
+        match self {
+            Self::Conflict(e) | Self::Failed(e) => e,
+        }
+    }
+
+    fn into_error(self) -> ArtifactError {
+        match self {
+            Self::Conflict(e) | Self::Failed(e) => e,
+        }
+    }
+}
+
 /// A conditional write refused because the key exists (`412 PreconditionFailed`) means the
-/// artifact is published already.
-fn put_error<E, R>(key: &ArtifactKey, what: &str, e: SdkError<E, R>) -> ArtifactError
+/// artifact is published already; one that raced another write is a conflict, tried again.
+fn put_error<E, R>(key: &ArtifactKey, what: &str, e: SdkError<E, R>) -> Upload
 where
     E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
 {
-    if e.code() == Some("PreconditionFailed") {
-        return ArtifactError::AlreadyExists {
+    match e.code() {
+        Some("PreconditionFailed") => Upload::Failed(ArtifactError::AlreadyExists {
             key: key.to_string(),
-        };
+        }),
+        Some("ConditionalRequestConflict") => Upload::Conflict(unavailable(what, e)),
+        _ => Upload::Failed(unavailable(what, e)),
     }
-    unavailable(what, e)
 }
 
 /// `Content-Range: bytes a-b/size` → (a..b+1, size).
@@ -339,26 +404,14 @@ impl ArtifactStore for S3ArtifactStore {
             })?
             .len();
         let object = self.object(key);
-        if size > self.multipart_threshold {
-            self.put_multipart(key, &object, src, size).await?;
-        } else {
-            let body = ByteStream::from_path(src)
-                .await
-                .map_err(|e| ArtifactError::Source {
-                    key: key.to_string(),
-                    path: src.display().to_string(),
-                    source: Cause::new(e),
-                })?;
-            self.client
-                .put_object()
-                .bucket(&self.bucket)
-                .key(&object)
-                .if_none_match("*")
-                .body(body)
-                .send()
-                .await
-                .map_err(|e| put_error(key, "upload object", e))?;
-        }
+        (|| self.upload(key, &object, src, size))
+            .retry(backoff(CONFLICT_ATTEMPTS, Duration::from_millis(100)))
+            .when(|e| matches!(e, Upload::Conflict(_)))
+            .notify(|e, pause| {
+                tracing::info!(key = %key, error = %chain(e.error()), ?pause, "conditional write conflicted; trying again")
+            })
+            .await
+            .map_err(Upload::into_error)?;
         self.head(key).await
     }
 
@@ -491,6 +544,144 @@ mod tests {
             store.get(&key, None).await.unwrap().bytes().await.unwrap(),
             body
         );
+    }
+
+    /// S3's `409 ConditionalRequestConflict`, which no emulator gives: the next `conflicts`
+    /// conditional writes (PutObject, CompleteMultipartUpload) are sent to a bucket that does not
+    /// exist, so nothing is written, and their answer becomes the 409 S3 sends.
+    #[derive(Clone, Debug, Default)]
+    struct Conflicts {
+        conflicts: Arc<std::sync::atomic::AtomicU32>,
+        pending: Arc<std::sync::atomic::AtomicBool>,
+        conditional_writes: Arc<std::sync::atomic::AtomicU32>,
+    }
+
+    impl aws_sdk_s3::config::Intercept for Conflicts {
+        fn name(&self) -> &'static str {
+            "Conflicts"
+        }
+
+        fn modify_before_transmit(
+            &self,
+            ctx: &mut aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextMut<'_>,
+            _components: &aws_sdk_s3::config::RuntimeComponents,
+            _cfg: &mut aws_sdk_s3::config::ConfigBag,
+        ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+            use std::sync::atomic::Ordering::SeqCst;
+            let request = ctx.request_mut();
+            if !request.headers().contains_key("if-none-match") {
+                return Ok(());
+            }
+            self.conditional_writes.fetch_add(1, SeqCst);
+            let inject = self
+                .conflicts
+                .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+                .is_ok();
+            if inject {
+                let uri = request.uri().to_owned();
+                let (base, path) = uri.split_at(uri.find("/htsprep-").expect("path-style bucket"));
+                request.set_uri(format!("{base}/no-such-bucket{path}"))?;
+                self.pending.store(true, SeqCst);
+            }
+            Ok(())
+        }
+
+        fn modify_before_deserialization(
+            &self,
+            ctx: &mut aws_sdk_s3::config::interceptors::BeforeDeserializationInterceptorContextMut<
+                '_,
+            >,
+            _components: &aws_sdk_s3::config::RuntimeComponents,
+            _cfg: &mut aws_sdk_s3::config::ConfigBag,
+        ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+            if self
+                .pending
+                .swap(false, std::sync::atomic::Ordering::SeqCst)
+            {
+                *ctx.response_mut() = aws_sdk_s3::config::http::HttpResponse::new(
+                    409.try_into()?,
+                    aws_sdk_s3::primitives::SdkBody::from(
+                        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>ConditionalRequestConflict</Code>\
+                         <Message>A conflicting conditional operation is currently in progress against this resource.</Message></Error>",
+                    ),
+                );
+            }
+            Ok(())
+        }
+    }
+
+    async fn conflicting_store(aws: &TestAws, conflicts: u32) -> (S3ArtifactStore, Conflicts) {
+        let injected = Conflicts::default();
+        injected
+            .conflicts
+            .store(conflicts, std::sync::atomic::Ordering::SeqCst);
+        let base = aws.s3_client();
+        let client = Client::from_conf(
+            base.config()
+                .to_builder()
+                .interceptor(injected.clone())
+                .build(),
+        );
+        let bucket = aws.fresh_bucket(&client).await;
+        let store = S3ArtifactStore::new(client, &bucket, "").with_parts(MIN_PART, MIN_PART);
+        (store, injected)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_conditional_write_that_conflicts_is_tried_again() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let aws = TestAws::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        // One PutObject, and one large enough for parts (its retry starts a new upload).
+        for (name, len) in [("small", 1000), ("parts", MIN_PART + 777)] {
+            let (store, injected) = conflicting_store(&aws, 2).await;
+            let body: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+            let src = dir.path().join(name);
+            std::fs::write(&src, &body).unwrap();
+            let k = ArtifactKey::parse(&format!("conflict/{name}")).unwrap();
+            let meta = store
+                .put_file(&k, &src)
+                .await
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(meta.size, len, "{name}");
+            assert_eq!(injected.conditional_writes.load(SeqCst), 3, "{name}");
+            assert_eq!(
+                store.get(&k, None).await.unwrap().bytes().await.unwrap(),
+                body,
+                "{name}: the object is whole"
+            );
+            let uploads = store
+                .client
+                .list_multipart_uploads()
+                .bucket(&store.bucket)
+                .send()
+                .await
+                .unwrap();
+            assert!(
+                uploads.uploads().is_empty(),
+                "{name}: a conflicted upload's parts are freed: {uploads:?}"
+            );
+            // The key is now published: a later write is refused, not retried.
+            assert!(matches!(
+                store.put_file(&k, &src).await,
+                Err(ArtifactError::AlreadyExists { .. })
+            ));
+            assert_eq!(injected.conditional_writes.load(SeqCst), 4, "{name}");
+        }
+        // A conflict that does not clear is a transient failure, never "published already".
+        let (store, injected) = conflicting_store(&aws, u32::MAX).await;
+        let k = ArtifactKey::parse("conflict/forever").unwrap();
+        let err = store
+            .put_file(&k, &dir.path().join("small"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ArtifactError::Unavailable { .. }), "{err:?}");
+        assert!(!err.is_permanent());
+        assert_eq!(injected.conditional_writes.load(SeqCst), CONFLICT_ATTEMPTS);
+        assert!(matches!(
+            store.head(&k).await,
+            Err(ArtifactError::NotFound { .. })
+        ));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
