@@ -347,6 +347,62 @@ async fn a_broken_file_fails_once_and_its_failure_stands_until_retried() {
     assert_eq!(resp.status(), 409);
 }
 
+/// A failed file that has since been registered with its own index is served from its source:
+/// retrying its failed job prepares nothing and says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn retrying_a_file_now_served_from_its_source_is_refused_and_starts_nothing() {
+    let api = ApiProcess::start(&[]);
+    let source = url::Url::from_file_path(testdata().join("test.broadPeak")).unwrap();
+    let record = |sidecars: &str| {
+        format!(
+            "{{\"dcc\":\"e2e\",\"local_id\":\"indexed-later\",\"md5\":\"00000000000000000000000000000000\",\"size\":0,\"format\":\"BED\",\"access_url\":\"{source}\"{sidecars}}}\n"
+        )
+    };
+    api.register(&record("")).await;
+    let resp = api
+        .http
+        .get(api.url("/data/e2e/indexed-later?wait=30"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 502);
+    let failed = resp.json::<Value>().await.unwrap()["job_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The catalog maintainer registers it again, now with the index its source comes with.
+    let report = api
+        .register(&record(&format!(
+            ",\"sidecars\":{{\"tbi\":\"{source}.tbi\"}}"
+        )))
+        .await;
+    assert_eq!(report["updated"], 1, "{report}");
+
+    let resp = api
+        .http
+        .post(api.url(&format!("/jobs/{failed}/retry")))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 409);
+    let body: Value = resp.json().await.unwrap();
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("e2e/indexed-later is served from its source: nothing to prepare"),
+        "{body}"
+    );
+    assert_eq!(
+        api.metric("htsprep_jobs_created_total").await,
+        1,
+        "no job for a file with nothing to prepare"
+    );
+    let job = api.get_json(&format!("/jobs/{failed}")).await;
+    assert_eq!(job["status"], "failed", "{job:#}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_operator_cancels_a_running_job_and_the_next_request_starts_again() {
     let api = ApiProcess::start(&[("HTSPREP_HEARTBEAT_SECONDS", "1")]);
