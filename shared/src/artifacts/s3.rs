@@ -466,17 +466,25 @@ mod tests {
         }
     }
 
+    /// The emulator's client, with `interceptor` seeing every request.
+    fn intercepted(
+        aws: &TestAws,
+        interceptor: impl aws_sdk_s3::config::Intercept + 'static,
+    ) -> Client {
+        let config = aws
+            .s3_client()
+            .config()
+            .to_builder()
+            .interceptor(interceptor)
+            .build();
+        Client::from_conf(config)
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_ranged_read_is_one_get_object() {
         let aws = TestAws::start().await;
         let methods = Methods::default();
-        let base = aws.s3_client();
-        let client = Client::from_conf(
-            base.config()
-                .to_builder()
-                .interceptor(methods.clone())
-                .build(),
-        );
+        let client = intercepted(&aws, methods.clone());
         let bucket = aws.fresh_bucket(&client).await;
         let store = S3ArtifactStore::new(client, &bucket, "");
         let k = ArtifactKey::parse("one/get").unwrap();
@@ -615,13 +623,7 @@ mod tests {
         injected
             .conflicts
             .store(conflicts, std::sync::atomic::Ordering::SeqCst);
-        let base = aws.s3_client();
-        let client = Client::from_conf(
-            base.config()
-                .to_builder()
-                .interceptor(injected.clone())
-                .build(),
-        );
+        let client = intercepted(aws, injected.clone());
         let bucket = aws.fresh_bucket(&client).await;
         let store = S3ArtifactStore::new(client, &bucket, "").with_parts(MIN_PART, MIN_PART);
         (store, injected)
