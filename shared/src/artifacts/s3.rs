@@ -85,11 +85,7 @@ impl S3ArtifactStore {
         }
         let body = ByteStream::from_path(src)
             .await
-            .map_err(|e| ArtifactError::Source {
-                key: key.to_string(),
-                path: src.display().to_string(),
-                source: Cause::new(e),
-            })?;
+            .map_err(|e| source_error(key, src, e))?;
         self.client
             .put_object()
             .bucket(&self.bucket)
@@ -136,11 +132,7 @@ impl S3ArtifactStore {
                     .length(Length::Exact(len))
                     .build()
                     .await
-                    .map_err(|e| ArtifactError::Source {
-                        key: key.to_string(),
-                        path: src.display().to_string(),
-                        source: Cause::new(e),
-                    })?;
+                    .map_err(|e| source_error(key, src, e))?;
                 let part = self
                     .client
                     .upload_part()
@@ -200,6 +192,19 @@ impl S3ArtifactStore {
             }
         }
         result
+    }
+}
+
+/// The local file an upload reads could not be read.
+fn source_error(
+    key: &ArtifactKey,
+    src: &Path,
+    e: impl std::error::Error + Send + Sync + 'static,
+) -> ArtifactError {
+    ArtifactError::Source {
+        key: key.to_string(),
+        path: src.display().to_string(),
+        source: Cause::new(e),
     }
 }
 
@@ -397,11 +402,7 @@ impl ArtifactStore for S3ArtifactStore {
     async fn put_file(&self, key: &ArtifactKey, src: &Path) -> Result<ObjectMeta, ArtifactError> {
         let size = tokio::fs::metadata(src)
             .await
-            .map_err(|e| ArtifactError::Source {
-                key: key.to_string(),
-                path: src.display().to_string(),
-                source: Cause::new(e),
-            })?
+            .map_err(|e| source_error(key, src, e))?
             .len();
         let object = self.object(key);
         (|| self.upload(key, &object, src, size))
