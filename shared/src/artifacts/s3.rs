@@ -587,8 +587,11 @@ mod tests {
                 .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
                 .is_ok();
             if inject {
+                // Path-style `http://host:port/bucket/key` becomes `.../no-such-bucket/bucket/key`.
                 let uri = request.uri().to_owned();
-                let (base, path) = uri.split_at(uri.find("/htsprep-").expect("path-style bucket"));
+                let authority = uri.find("://").map_or(0, |i| i + 3);
+                let path = authority + uri[authority..].find('/').expect("a path");
+                let (base, path) = uri.split_at(path);
                 request.set_uri(format!("{base}/no-such-bucket{path}"))?;
                 self.pending.store(true, SeqCst);
             }
