@@ -168,6 +168,11 @@ impl ApiProcess {
 
     /// A counter from `/metrics`.
     pub async fn metric(&self, name: &str) -> u64 {
+        self.metrics(&[name]).await[0]
+    }
+
+    /// Several counters read from one scrape, so they agree with each other.
+    pub async fn metrics<const N: usize>(&self, names: &[&str; N]) -> [u64; N] {
         let text = self
             .http
             .get(self.url("/metrics"))
@@ -178,9 +183,11 @@ impl ApiProcess {
             .text()
             .await
             .expect("metrics text");
-        text.lines()
-            .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
-            .unwrap_or_else(|| panic!("no metric {name} in\n{text}"))
+        names.map(|name| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+                .unwrap_or_else(|| panic!("no metric {name} in\n{text}"))
+        })
     }
 }
 
