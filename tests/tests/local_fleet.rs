@@ -240,9 +240,9 @@ async fn a_warm_pool_keeps_idle_workers_ready_and_cold_jobs_run_on_them() {
         "the cold job ran on the warm worker"
     );
     // No worker was started for the job itself: every one came from the pool. While the job held
-    // the warm worker the pool may have started another, counted as started when spawned and as
-    // launched once ready, so the two agree once that launch is done; one started for the job
-    // would keep them apart.
+    // the warm worker the pool may have started another, counted as started a moment before the
+    // pool counts it as launched, so the two agree once that launch is done; one started for the
+    // job would keep them apart.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         let [started, launched] = api
