@@ -169,24 +169,34 @@ async fn the_fleet_view_shows_each_worker_its_jobs_and_why_it_exited() {
     }
 }
 
-/// Polls `GET /fleet` until `ready` holds for it; panics with the last view after 60 s.
+/// Reads with `read` until `ready` holds for what it read; panics with the last reading after
+/// 60 s.
+async fn until<T: std::fmt::Debug, F: Future<Output = T>>(
+    what: &str,
+    mut read: impl FnMut() -> F,
+    ready: impl Fn(&T) -> bool,
+) -> T {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let got = read().await;
+        if ready(&got) {
+            return got;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within 60 s: {got:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Polls `GET /fleet` until `ready` holds for it.
 async fn fleet_until(
     api: &htsprep_tests::api::ApiProcess,
     what: &str,
     ready: impl Fn(&serde_json::Value) -> bool,
 ) -> serde_json::Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let fleet = api.get_json("/fleet").await;
-        if ready(&fleet) {
-            return fleet;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{what}: not within 60 s: {fleet:#}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    until(what, || api.get_json("/fleet"), ready).await
 }
 
 fn running_ids(fleet: &serde_json::Value) -> Vec<String> {
@@ -243,23 +253,17 @@ async fn a_warm_pool_keeps_idle_workers_ready_and_cold_jobs_run_on_them() {
     // the warm worker the pool may have started another, counted as started a moment before the
     // pool counts it as launched, so the two agree once that launch is done; one started for the
     // job would keep them apart.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let [started, launched] = api
-            .metrics(&[
+    until(
+        "as many workers started as launched for the pool (started, launched)",
+        || {
+            api.metrics(&[
                 "htsprep_workers_started_total",
                 "htsprep_warm_launched_total",
             ])
-            .await;
-        if started == launched {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{started} worker(s) started, {launched} of them for the pool"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        },
+        |[started, launched]| started == launched,
+    )
+    .await;
     assert_eq!(api.metric("htsprep_warm_min_idle").await, 1);
 
     let out = fleet_cli(&api, &["scale", "--min-idle", "2"]);
