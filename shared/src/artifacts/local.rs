@@ -83,7 +83,7 @@ pub fn disk_segment(segment: &str) -> std::borrow::Cow<'_, str> {
     format!("{}~{hex}", &segment[..cut]).into()
 }
 
-fn meta_of(md: &std::fs::Metadata) -> ObjectMeta {
+pub(super) fn meta_of(md: &std::fs::Metadata) -> ObjectMeta {
     let modified = md.modified().unwrap_or(UNIX_EPOCH);
     let nanos = modified
         .duration_since(UNIX_EPOCH)
@@ -282,18 +282,18 @@ impl ArtifactStore for LocalArtifactStore {
         key: &ArtifactKey,
         range: Option<GetRange>,
     ) -> Result<GetResult, ArtifactError> {
-        let path = self.path_of(key);
-        let mapped = match self.maps.fresh(&path) {
+        let mapped = match self.maps.fresh(key) {
             Some(m) => m,
             None => {
                 let maps = std::sync::Arc::clone(&self.maps);
-                tokio::task::spawn_blocking(move || maps.load(&path))
+                let (owned, path) = (key.clone(), self.path_of(key));
+                tokio::task::spawn_blocking(move || maps.load(&owned, &path))
                     .await
                     .map_err(|e| ArtifactError::backend("finish a mapping task", e))?
                     .map_err(|e| io_err("read", key, e))?
             }
         };
-        let meta = meta_of(&mapped.metadata);
+        let meta = mapped.meta;
         let range = match range {
             Some(r) => r.as_range(meta.size)?,
             None => 0..meta.size,
@@ -360,12 +360,12 @@ impl ArtifactStore for LocalArtifactStore {
             Err(e) => return Err(io_err("publish", key, e)),
         }
         drop(guard);
-        self.maps.forget(&target);
+        self.maps.forget(key);
         self.head(key).await
     }
 
     async fn delete(&self, key: &ArtifactKey) -> Result<(), ArtifactError> {
-        self.maps.forget(&self.path_of(key));
+        self.maps.forget(key);
         match tokio::fs::remove_file(self.path_of(key)).await {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),

@@ -12,11 +12,13 @@
 
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+
+use super::{ArtifactKey, ObjectMeta};
 
 /// How long a cached map is trusted before its file is checked again.
 pub const REVALIDATE: Duration = Duration::from_secs(2);
@@ -26,7 +28,8 @@ const MAX_MAPS: usize = 4096;
 pub(crate) struct Mapped {
     pub bytes: Bytes,
     pub md: FileId,
-    pub metadata: std::fs::Metadata,
+    /// What a `head` says of this version, worked out once when it was mapped.
+    pub meta: ObjectMeta,
 }
 
 /// What identifies one version of a file.
@@ -49,9 +52,11 @@ impl FileId {
     }
 }
 
+/// Maps by the key they serve: a hit costs one hash of the key (foldhash: keys are published
+/// artifacts' names, not attacker-chosen), not building and hashing a path.
 #[derive(Default)]
 pub(crate) struct MapCache {
-    entries: RwLock<HashMap<PathBuf, (Instant, Mapped)>>,
+    entries: RwLock<HashMap<ArtifactKey, (Instant, Mapped), foldhash::fast::RandomState>>,
 }
 
 impl std::fmt::Debug for MapCache {
@@ -72,16 +77,16 @@ fn map(file: &std::fs::File) -> std::io::Result<memmap2::Mmap> {
 
 impl MapCache {
     /// A map cached and checked within [`REVALIDATE`]: no IO at all.
-    pub(crate) fn fresh(&self, path: &Path) -> Option<Mapped> {
-        match self.entries.read().expect("map cache lock").get(path) {
+    pub(crate) fn fresh(&self, key: &ArtifactKey) -> Option<Mapped> {
+        match self.entries.read().expect("map cache lock").get(key) {
             Some((at, m)) if at.elapsed() < REVALIDATE => Some(m.clone()),
             _ => None,
         }
     }
 
-    /// Checks the file and (re)maps it if it changed: blocking IO, run it off the async workers.
-    /// `Err` with the io error (NotFound included).
-    pub(crate) fn load(&self, path: &Path) -> std::io::Result<Mapped> {
+    /// Checks `key`'s file at `path` and (re)maps it if it changed: blocking IO, run it off the
+    /// async workers. `Err` with the io error (NotFound included).
+    pub(crate) fn load(&self, key: &ArtifactKey, path: &Path) -> std::io::Result<Mapped> {
         let md = std::fs::metadata(path)?;
         if !md.is_file() {
             return Err(std::io::Error::new(
@@ -92,7 +97,7 @@ impl MapCache {
         let id = FileId::of(&md);
         {
             let mut entries = self.entries.write().expect("map cache lock");
-            if let Some((at, m)) = entries.get_mut(path)
+            if let Some((at, m)) = entries.get_mut(key)
                 && m.md == id
             {
                 *at = Instant::now();
@@ -109,19 +114,19 @@ impl MapCache {
         let mapped = Mapped {
             bytes,
             md: FileId::of(&metadata),
-            metadata,
+            meta: super::local::meta_of(&metadata),
         };
         let mut entries = self.entries.write().expect("map cache lock");
         if entries.len() >= MAX_MAPS {
             entries.clear();
         }
-        entries.insert(path.to_owned(), (Instant::now(), mapped.clone()));
+        entries.insert(key.clone(), (Instant::now(), mapped.clone()));
         Ok(mapped)
     }
 
-    /// Forgets a file (after this process replaced or deleted it).
-    pub(crate) fn forget(&self, path: &Path) {
-        self.entries.write().expect("map cache lock").remove(path);
+    /// Forgets a key's file (after this process replaced or deleted it).
+    pub(crate) fn forget(&self, key: &ArtifactKey) {
+        self.entries.write().expect("map cache lock").remove(key);
     }
 }
 
@@ -134,19 +139,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("obj");
         std::fs::write(&path, b"first").unwrap();
+        let key = ArtifactKey::parse("d/l/data/p/m-v1").unwrap();
         let cache = MapCache::default();
-        assert_eq!(&cache.load(&path).unwrap().bytes[..], b"first");
-        assert_eq!(&cache.fresh(&path).unwrap().bytes[..], b"first");
+        assert_eq!(&cache.load(&key, &path).unwrap().bytes[..], b"first");
+        assert_eq!(&cache.fresh(&key).unwrap().bytes[..], b"first");
 
         // Another process publishes a new version by rename.
         let next = dir.path().join("next");
         std::fs::write(&next, b"second version").unwrap();
         std::fs::rename(&next, &path).unwrap();
-        assert_eq!(&cache.load(&path).unwrap().bytes[..], b"second version");
+        assert_eq!(
+            &cache.load(&key, &path).unwrap().bytes[..],
+            b"second version"
+        );
 
         std::fs::remove_file(&path).unwrap();
         let err = cache
-            .load(&path)
+            .load(&key, &path)
             .err()
             .expect("a deleted file is not served");
         assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
@@ -157,6 +166,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("empty");
         std::fs::write(&path, b"").unwrap();
-        assert!(MapCache::default().load(&path).unwrap().bytes.is_empty());
+        let key = ArtifactKey::parse("d/l/data/p/m-v1").unwrap();
+        assert!(
+            MapCache::default()
+                .load(&key, &path)
+                .unwrap()
+                .bytes
+                .is_empty()
+        );
     }
 }
